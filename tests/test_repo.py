@@ -56,3 +56,9 @@ def test_every_library_module_has_its_notebook():
     for nb in (ROOT/'nbs').glob('*.ipynb'):
         exports |= set(re.findall(r'#\s*\|\s*default_exp\s+(\w+)', nb.read_text()))
     assert mods <= exports, f'modules with no notebook (hand-written?): {mods - exports}'
+
+def test_data_readme_describes_every_registered_dataset():
+    from lib.data import DATASETS
+    text = (ROOT/'data'/'README.md').read_text()
+    missing = [k for k in DATASETS if f'\n## {k}\n' not in text]
+    assert not missing, f'data/README.md has no section for: {missing}'
