@@ -36,13 +36,12 @@ def test_nbdev_config():
     assert cfg['tst_flags'] == ['slow', 'cuda']
     assert not (ROOT/'settings.ini').exists(), 'nbdev 3 refuses settings.ini'
 
-def _req_names(reqs): return {re.split(r'[<>=!~\[ ]', r.strip(), maxsplit=1)[0].lower() for r in reqs}
-
 def test_environment_yml_mirrors_pyproject():
+    import yaml
     proj = tomllib.loads((ROOT/'pyproject.toml').read_text())['project']
     want = {r.replace(' ', '') for r in proj['dependencies'] + proj['optional-dependencies']['dev']}
-    env = (ROOT/'environment.yml').read_text()
-    pip = {m.replace(' ', '') for m in re.findall(r'^\s+- ([^#\n]+?)\s*$', env, re.M)} - {'python>=3.11', 'pip', '-e.'}
+    deps = yaml.safe_load((ROOT/'environment.yml').read_text())['dependencies']
+    pip = {r.replace(' ', '') for d in deps if isinstance(d, dict) for r in d['pip']} - {'-e.'}
     assert pip == want, f'only in environment.yml: {pip - want}; only in pyproject.toml: {want - pip}'
 
 def test_lib_is_tracked_not_ignored():
