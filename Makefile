@@ -10,7 +10,7 @@ RUNS   ?= runs
 # Never let timm/huggingface wait for a download that cannot happen here.
 OFFLINE := HF_HUB_OFFLINE=1 MEDCASES_OFFLINE=1
 
-.PHONY: setup run test clean-venv
+.PHONY: setup browser run test clean-venv
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -21,15 +21,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	mkdir -p $(RUNS)
-	MEDCASES_MODE=smoke $(OFFLINE) $(BIN)/jupyter nbconvert --to notebook --execute \
-	  --ExecutePreprocessor.timeout=1800 --output-dir $(RUNS) nbs/10_malaria.ipynb
+	MEDCASES_MODE=smoke $(OFFLINE) $(BIN)/python tools/run_notebook.py nbs/10_malaria.ipynb $(RUNS)
 	@echo "Executed notebook: $(RUNS)/10_malaria.ipynb   Results: results/malaria_smoke_*.json"
 
-test: setup
+# The browser test (tests/test_browser.py) drives Debian's Chromium: install it when missing and root.
+browser:
+	@command -v chromium >/dev/null || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium is missing and this is not root: install it (sudo apt-get install chromium) or the browser test fails"; fi; }
+
+test: setup browser
 	$(BIN)/python tools/check_sources.py
 	OMP_NUM_THREADS=1 $(OFFLINE) $(BIN)/nbdev-test --n-workers 2 --timing
-	$(OFFLINE) $(BIN)/python -m pytest tests
+	$(OFFLINE) GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest tests
 
 clean-venv:
 	rm -rf $(VENV)
