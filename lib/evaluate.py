@@ -9,7 +9,8 @@ __all__ = ['default_pos_label', 'pos_index', 'as_probs', 'weighted_confusion', '
            'weighted_auc_ovr', 'calibration_inputs', 'weighted_ece', 'bootstrap_weights', 'classification_metrics',
            'norm_metric', 'published_entries', 'add_published', 'published_figures', 'Report', 'make_report',
            'learner_vocab', 'evaluate', 'calibration_table', 'plot_calibration', 'plot_losses', 'cam_layer', 'CamHook',
-           'gradcam', 'plot_gradcam_top_losses', 'results_table']
+           'gradcam', 'plot_gradcam_top_losses', 'output_probs', 'predict_image', 'predict_with_heatmap',
+           'show_prediction', 'results_table', 'compare_reports']
 
 # %% ../nbs/02_evaluate.ipynb #21477e1d
 import json, re, warnings
@@ -23,6 +24,7 @@ from fastcore.basics import patch, ifnone
 from fastai.callback.hook import Hook, hook_output
 from fastai.interpret import Interpretation
 from fastai.torch_core import to_np, show_image
+from fastai.vision.core import PILImage
 
 # %% ../nbs/02_evaluate.ipynb #a6565632
 _NEG_WORDS = {'0', 'no', 'neg', 'negative', 'uninfected', 'normal', 'benign', 'healthy', 'absent', 'false', 'blank', 'background', 'non-idc', 'other'}
@@ -431,15 +433,19 @@ def _as_batch(learn, x) -> torch.Tensor:
     x = x if x.ndim == 4 else x[None]
     return torch.as_tensor(x).to(next(learn.model.parameters()).device)
 
-def gradcam(learn, x, cls=None, layer=None) -> torch.Tensor:
-    "Grad-CAM heatmap (H, W) in [0, 1] of `x` for class `cls` (index or name; None = predicted), at `layer` (default: the body)."
+def _class_index(learn, out, cls) -> int | None:
+    "Resolve `cls` (index, name or None) against model output `out`."
+    return learner_vocab(learn, out.shape[-1]).index(cls) if isinstance(cls, str) else cls
+
+def _cam_pass(learn, xb, pick, layer=None):
+    "One forward and backward pass on 1-image batch `xb`: (model output, Grad-CAM (H, W) in [0, 1] of class `pick(output)`)."
     model, layer = learn.model, ifnone(layer, cam_layer(learn.model))
-    xb = _as_batch(learn, x).clone().requires_grad_(True)
+    xb = xb.clone().requires_grad_(True)
     was_training = model.training; model.eval()
     try:
         with CamHook(layer) as h, torch.enable_grad():
             out = model(xb)
-            if isinstance(cls, str): cls = learner_vocab(learn, out.shape[-1]).index(cls)
+            cls = pick(out)
             if out.shape[-1] == 1: score = out[0, 0] if cls in (None, 1) else -out[0, 0]  # single sigmoid: P(class 1)
             else: score = out[0, int(out[0].argmax()) if cls is None else int(cls)]
             model.zero_grad(); score.backward()
@@ -448,7 +454,11 @@ def gradcam(learn, x, cls=None, layer=None) -> torch.Tensor:
     if acts.ndim != 3: raise ValueError(f"layer output has shape {tuple(acts.shape)}: Grad-CAM needs a (C, h, w) feature map")
     cam = F.relu((grad.mean((1, 2))[:, None, None] * acts).sum(0))
     cam = F.interpolate(cam[None, None], size=xb.shape[-2:], mode='bilinear', align_corners=False)[0, 0]
-    return (cam / cam.max() if cam.max() > 0 else cam).detach().cpu()
+    return out.detach(), (cam / cam.max() if cam.max() > 0 else cam).detach().cpu()
+
+def gradcam(learn, x, cls=None, layer=None) -> torch.Tensor:
+    "Grad-CAM heatmap (H, W) in [0, 1] of `x` for class `cls` (index or name; None = predicted), at `layer` (default: the body)."
+    return _cam_pass(learn, _as_batch(learn, x), lambda out: _class_index(learn, out, cls), layer)[1]
 
 # %% ../nbs/02_evaluate.ipynb #c8efa345
 def plot_gradcam_top_losses(learn, k=6, dl=None, layer=None, ncols=3, size=3, alpha=0.5, cmap='magma'):
@@ -474,6 +484,44 @@ def plot_gradcam_top_losses(learn, k=6, dl=None, layer=None, ncols=3, size=3, al
     fig.suptitle('Top losses with Grad-CAM of the predicted class', fontsize=11)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/02_evaluate.ipynb #dda06221
+def output_probs(learn, out) -> torch.Tensor:
+    "Class probabilities (n, k) of model output `out` via the loss function's activation (softmax if none); one sigmoid column p -> [1-p, p]."
+    act = getattr(learn.loss_func, 'activation', None)
+    p = act(out) if act is not None else torch.softmax(out, -1)
+    if p.ndim == 1 or p.shape[-1] == 1: p = torch.cat([1 - p.view(-1, 1), p.view(-1, 1)], 1)
+    return p.detach().float().cpu()
+
+def predict_image(learn, img, heatmap=True, layer=None) -> dict:
+    "One image (path, PIL image, bytes or tensor): dict of x, probs, idx, label, prob and (if `heatmap`) the Grad-CAM `cam` of the predicted class."
+    if isinstance(img, (bytes, np.ndarray)): img = PILImage.create(img)
+    xb = _as_batch(learn, img)
+    pick = lambda out: int(output_probs(learn, out)[0].argmax())
+    if heatmap: out, cam = _cam_pass(learn, xb, pick, layer)
+    else:
+        was_training = learn.model.training; learn.model.eval()
+        try:
+            with torch.no_grad(): out = learn.model(xb)
+        finally: learn.model.train(was_training)
+        cam = None
+    probs = output_probs(learn, out)[0]
+    idx = int(probs.argmax())
+    return dict(x=xb, probs=probs, idx=idx, label=learner_vocab(learn, len(probs))[idx], prob=float(probs[idx]), cam=cam)
+
+def predict_with_heatmap(learn, img, layer=None) -> tuple:
+    "(predicted class, its probability, Grad-CAM heatmap (H, W) in [0, 1] of that class) for one image."
+    r = predict_image(learn, img, layer=layer)
+    return r['label'], r['prob'], r['cam']
+
+# %% ../nbs/02_evaluate.ipynb #34486268
+def show_prediction(img, label, prob, cam, ax=None, alpha=0.5, cmap='magma'):
+    "The image squished to the heatmap's size with the heatmap on top, titled with the prediction; returns the axis."
+    if ax is None: _, ax = plt.subplots(figsize=(2.6, 2.8))
+    cam = to_np(cam) if isinstance(cam, torch.Tensor) else np.asarray(cam)
+    ax.imshow(PILImage.create(img).resize(tuple(cam.shape[::-1]))); ax.imshow(cam, alpha=alpha, cmap=cmap)
+    ax.set_title(f'{label} ({prob:.2f})'); ax.axis('off')
+    return ax
 
 # %% ../nbs/02_evaluate.ipynb #d064a162
 def _fmt(v, lo=None, hi=None) -> str:
@@ -502,3 +550,41 @@ def results_table(results_dir=None) -> str:
                          f"{_published_cell(rep, 'article', m)} | {_published_cell(rep, 'paper', m)} |")
     if not files: lines.append('| (no results yet) | | | | | | | |')
     return '\n'.join(lines)
+
+# %% ../nbs/02_evaluate.ipynb #35daf928
+@patch
+def row(self: Report, metric) -> pd.Series:
+    "The table row of `metric`: its exact name ('sensitivity (Parasitized)') or its base name ('roc_auc', 'f1')."
+    tab = self.table.set_index('metric')
+    if metric in tab.index: return tab.loc[metric]
+    hits = [m for m in tab.index if _base(m) == norm_metric(metric)]
+    if not hits: raise KeyError(f"no metric {metric!r} in the report of {self.case} ({self.split}); it has {list(tab.index)}")
+    return tab.loc[hits[0]]
+
+# %% ../nbs/02_evaluate.ipynb #88d84413
+def _report_name(rep, reps) -> str:
+    "Column name of a report: split and size, with the case when the reports are of several cases."
+    return (f'{rep.case} ' if len({r.case for r in reps}) > 1 else '') + f'{rep.split} (n={rep.n:,})'
+
+def _row_or_none(rep, metric):
+    try: return rep.row(metric)
+    except KeyError: return None
+
+def compare_reports(reports, metrics=('accuracy', 'balanced_accuracy', 'roc_auc', 'f1', 'mcc')) -> pd.DataFrame:
+    "Reports (a list, or a dict name -> Report) side by side: value (95% CI) per report, majority baseline, published figures."
+    reps = dict(reports) if isinstance(reports, dict) else {_report_name(r, reports): r for r in reports}
+    if not reps: raise ValueError('no reports to compare')
+    cases = list(dict.fromkeys(r.case for r in reps.values()))
+    out = {}
+    for m in metrics:
+        rows = {name: _row_or_none(rep, m) for name, rep in reps.items()}
+        found = [r for r in rows.values() if r is not None]
+        if not found: raise KeyError(f"no report has the metric {m!r}")
+        line = {name: '—' if r is None else _fmt(r.value, r.ci_low, r.ci_high) for name, r in rows.items()}
+        bases = {name: _fmt(r.baseline) for name, r in rows.items() if r is not None}
+        line['majority baseline'] = bases.popitem()[1] if len(set(bases.values())) == 1 else '; '.join(f'{v} ({k})' for k, v in bases.items())
+        for case in cases:
+            rep = next(r for r in reps.values() if r.case == case)
+            for col in ('article', 'paper'): line[col if len(cases) == 1 else f'{col} ({case})'] = _published_cell(rep, col, found[0].name)
+        out[found[0].name] = line
+    return pd.DataFrame.from_dict(out, orient='index').rename_axis('metric')

@@ -23,7 +23,7 @@ from fastapi import FastAPI, File, UploadFile
 from fastapi.responses import JSONResponse
 
 from .train import load_exported
-from .evaluate import gradcam, learner_vocab
+from .evaluate import gradcam, learner_vocab, output_probs, predict_image
 
 # %% auto #0
 __all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_APP', 'SPACES_PACKAGES', 'BadImage', 'to_rgb',
@@ -98,10 +98,7 @@ def find_export(path=None) -> Path:
 # %% ../nbs/20_deploy.ipynb #ab8f5bb6
 def class_probs(learn, out) -> torch.Tensor:
     "Class probabilities of the first row of model output `out`, via the loss function's activation (softmax for classifiers)."
-    act = getattr(learn.loss_func, 'activation', None)
-    p = act(out) if act is not None else torch.softmax(out, -1)
-    if p.ndim == 1 or p.shape[-1] == 1: p = torch.cat([1 - p.view(-1, 1), p.view(-1, 1)], 1)  # a single sigmoid output
-    return p[0].detach().float().cpu()
+    return output_probs(learn, out)[0]  # lib.evaluate's, shared with the case studies' "try your own image"
 
 def overlay(img: Image.Image, cam, alpha=0.5, cmap='magma', height=224) -> Image.Image:
     "`img` beside `img` with the heatmap `cam` (values in [0, 1]) in colour on top, `height` pixels high."
@@ -143,12 +140,10 @@ class Predictor:
 
     def predict(self, img) -> dict:
         "Prediction for an RGB `PILImage`: label, probability, probabilities per class and (a PIL image) heatmap."
-        with self.lock:
-            x = self.learn.dls.test_dl([img]).one_batch()[0]
-            with torch.no_grad(): probs = class_probs(self.learn, self.learn.model(x))
-            i = int(probs.argmax())
-            res = dict(label=self.vocab[i], probability=float(probs[i]), probabilities={v: float(p) for v, p in zip(self.vocab, probs)})
-            if self.heatmap: res['heatmap'] = overlay(self.model_input(x), gradcam(self.learn, x, cls=i))
+        with self.lock:  # lib.evaluate.predict_image: one forward pass (and one backward for the heatmap)
+            r = predict_image(self.learn, img, heatmap=self.heatmap)
+            res = dict(label=r['label'], probability=r['prob'], probabilities={v: float(p) for v, p in zip(self.vocab, r['probs'])})
+            if self.heatmap: res['heatmap'] = overlay(self.model_input(r['x']), r['cam'])
         return res
 
     def __call__(self, data: bytes) -> dict:

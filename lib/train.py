@@ -6,18 +6,18 @@ Docs: https://medcases.github.io/medcases/train.html.md"""
 
 # %% ../nbs/01_train.ipynb #835caf2f
 from __future__ import annotations
-import os, random, re
+import os, random, re, warnings
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import torchvision, timm
 from fastai.vision.all import *
 from fastai.torch_core import set_seed as _fastai_set_seed
 
 # %% auto #0
-__all__ = ['set_seed', 'default_arch', 'resolve_arch', 'offline_weights', 'load_state', 'read_weights', 'regression_head',
+__all__ = ['KEEP', 'set_seed', 'default_arch', 'resolve_arch', 'offline_weights', 'load_state', 'read_weights', 'regression_head',
            'ProbMSELoss', 'threshold_accuracy', 'smoke_or_offline', 'make_learner', 'show_lr_find', 'rng_state',
-           'set_rng_state', 'EpochCheckpoint', 'checkpoints', 'best_epoch', 'load_checkpoint', 'fit_checkpointed',
-           'fine_tune_checkpointed', 'last_epoch', 'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported',
-           'check_export']
+           'set_rng_state', 'EpochCheckpoint', 'checkpoints', 'best_epoch', 'prune_checkpoints', 'load_checkpoint',
+           'fit_checkpointed', 'fine_tune_checkpointed', 'last_epoch', 'resume_fit', 'StopAfterEpoch', 'export_learner',
+           'load_exported', 'check_export']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
@@ -156,10 +156,14 @@ def set_rng_state(st, dl=None):
     if dl is not None and 'dl' in st: dl.rng.setstate(st['dl'])
 
 # %% ../nbs/01_train.ipynb #41cf8e73
+KEEP = ('best+last', 'all')
+
 class EpochCheckpoint(Callback):
-    "Save model, optimizer and random states as `{fname}_{epoch}` after every trained epoch; track the best."
+    "Save model, optimizer and random states as `{fname}_{epoch}` after every trained epoch; `keep='best+last'` prunes older `.pth` files."
     order = Recorder.order + 1  # after the Recorder has the epoch's values, before anything that cancels the fit
-    def __init__(self, fname='model', monitor='valid_loss', start_epoch=0, restore=None): store_attr()
+    def __init__(self, fname='model', monitor='valid_loss', start_epoch=0, restore=None, keep='best+last'):
+        if keep not in KEEP: raise ValueError(f'keep must be one of {KEEP}, not {keep!r}')
+        store_attr()
     def before_fit(self):
         names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         if self.monitor not in names: raise ValueError(f'monitor {self.monitor!r} is not one of {list(names)}')
@@ -174,35 +178,55 @@ class EpochCheckpoint(Callback):
         self.learn.save(fn, with_opt=True)
         torch.save(dict(epoch=self.epoch, monitor=self.monitor, value=value, n_epoch=self.n_epoch,
                         rng=rng_state(self.dls.train)), self._state_path(fn))
+        if self.keep == 'best+last': prune_checkpoints(self.learn, self.fname, upto=self.epoch)
     def _state_path(self, fn): return self.path/self.model_dir/f'{fn}.state'
 
 # %% ../nbs/01_train.ipynb #872d40df
 def checkpoints(learn, name='model'):
-    "Saved checkpoints of run `name` as a DataFrame: epoch, monitor, value, file (sorted by epoch)."
-    rows = []
-    for p in (learn.path/learn.model_dir).glob(f'{name}_*.state'):
+    "Saved checkpoints of run `name` as a DataFrame: epoch, monitor, value, file, weights (is its `.pth` still there?), sorted by epoch."
+    rows, d = [], learn.path/learn.model_dir
+    for p in d.glob(f'{name}_*.state'):
         if not re.fullmatch(rf'{re.escape(name)}_\d+', p.stem): continue
         st = torch.load(p, weights_only=False)
-        rows.append(dict(epoch=st['epoch'], monitor=st['monitor'], value=st['value'], file=p.stem))
-    return pd.DataFrame(rows, columns=['epoch', 'monitor', 'value', 'file']).sort_values('epoch').reset_index(drop=True)
+        rows.append(dict(epoch=st['epoch'], monitor=st['monitor'], value=st['value'], file=p.stem, weights=(d/f'{p.stem}.pth').exists()))
+    return pd.DataFrame(rows, columns=['epoch', 'monitor', 'value', 'file', 'weights']).sort_values('epoch').reset_index(drop=True)
+
+def _best(df):
+    "Epoch of the best row of a `checkpoints` table (lowest value for losses and errors, else highest)."
+    lower = any(w in df.monitor.iloc[0] for w in ('loss', 'error'))
+    return int(df.epoch[df.value.idxmin() if lower else df.value.idxmax()])
 
 def best_epoch(learn, name='model'):
     "The epoch whose checkpoint scored best on its monitored value (lowest for losses and errors)."
     df = checkpoints(learn, name)
     if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}')
-    lower = any(w in df.monitor.iloc[0] for w in ('loss', 'error'))
-    return int(df.epoch[df.value.idxmin() if lower else df.value.idxmax()])
+    return _best(df)
+
+def prune_checkpoints(learn, name='model', upto=None):
+    "Delete the `.pth` of every epoch of run `name` up to `upto` (default: all) except the best and the last; return the deleted names."
+    df = checkpoints(learn, name)
+    if upto is not None: df = df[df.epoch <= upto].reset_index(drop=True)
+    if not len(df): return []
+    keep, gone = {_best(df), int(df.epoch.max())}, []
+    for e, f in zip(df.epoch, df.file):
+        p = learn.path/learn.model_dir/f'{f}.pth'
+        if e not in keep and p.exists(): p.unlink(); gone.append(f)
+    return gone
 
 def load_checkpoint(learn, name, epoch, with_rng=False):
     "Load model and optimizer of `{name}_{epoch}`; return its random states if `with_rng`."
+    if not (learn.path/learn.model_dir/f'{name}_{epoch}.pth').exists():
+        df = checkpoints(learn, name)
+        raise FileNotFoundError(f'checkpoint {name}_{epoch} has no weights (pruned, or never saved); '
+                                f'epochs with weights: {df.epoch[df.weights].tolist()}')
     learn.load(f'{name}_{epoch}', with_opt=True)
     if with_rng: return torch.load(learn.path/learn.model_dir/f'{name}_{epoch}.state', weights_only=False)['rng']
 
 # %% ../nbs/01_train.ipynb #b66df3a1
 def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_loss', load_best=True,
-                     start_epoch=0, restore=None, cbs=None, **kw):
-    "`fit_one_cycle` with a checkpoint every epoch; reports the best epoch, loads it if `load_best`, returns it."
-    cb = EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore)
+                     start_epoch=0, restore=None, cbs=None, keep='best+last', **kw):
+    "`fit_one_cycle` with a checkpoint every epoch (`keep`: 'best+last' or 'all'); reports the best epoch, loads it if `load_best`, returns it."
+    cb = EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep)
     learn.fit_one_cycle(n_epoch, lr_max, cbs=[cb] + L(cbs), start_epoch=start_epoch, **kw)
     best = best_epoch(learn, name)
     df = checkpoints(learn, name)
@@ -249,8 +273,10 @@ def export_learner(learn, fname='export.pkl'):
 
 # %% ../nbs/01_train.ipynb #8b0200dd
 def load_exported(fname, cpu=True, channels_last=True):
-    "`load_learner`, then the channels-last memory format `make_learner` trains in (same numerics)."
-    learn = load_learner(fname, cpu=cpu)
+    "`load_learner` (without its warning that pickles run code), then the channels-last memory format `make_learner` trains in."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='load_learner` uses', category=UserWarning)  # load only files you trust
+        learn = load_learner(fname, cpu=cpu)
     if channels_last: learn.model.to(memory_format=torch.channels_last)
     return learn
 
@@ -258,7 +284,7 @@ def check_export(learn, fname='export.pkl', dl=None, channels_last=True):
     "Reload an exported learner and assert it predicts exactly as `learn` on `dl` (default: validation set)."
     new = load_exported(learn.path/fname, channels_last=channels_last)
     dl = ifnone(dl, learn.dls.valid)
-    p1, _ = learn.get_preds(dl=learn.dls.test_dl(dl.items))
-    p2, _ = new.get_preds(dl=new.dls.test_dl(dl.items))
+    with learn.no_bar(): p1, _ = learn.get_preds(dl=learn.dls.test_dl(dl.items))
+    with new.no_bar(): p2, _ = new.get_preds(dl=new.dls.test_dl(dl.items))
     assert torch.equal(p1, p2), f'max difference {(p1 - p2).abs().max():.2e}'
     return new

@@ -2,31 +2,38 @@
 
 `jupyter nbconvert --execute` runs every cell, including those flagged `#| slow` (whole dataset) or
 `#| cuda` (GPU only). This runner skips those flags in `smoke` mode, exactly as `nbdev-test` does,
-and runs everything in `full` mode (MEDCASES_MODE=full, or a CUDA GPU present).
+and runs everything in `full` mode (MEDCASES_MODE=full, or a CUDA GPU present). It runs the cells in
+a real Jupyter kernel, so the executed copy looks as it does in Jupyter (progress bars as tables).
 
     python tools/run_notebook.py nbs/10_malaria.ipynb runs/      # -> runs/10_malaria.ipynb
 """
-import argparse, shutil, sys, time
+import argparse, sys, time
 from pathlib import Path
-from execnb.shell import CaptureShell
-from fastcore.nbio import write_nb
-from fastcore.xtras import working_directory
-from nbdev.process import NBProcessor
-from nbdev.test import _skip_cell
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from fastcore.nbio import read_nb
 from lib.data import get_mode
 
-def run_notebook(src, out_dir, skip_flags=None) -> Path:
-    "Execute notebook `src` (skipping cells flagged with `skip_flags`) into `out_dir`; return the copy's path."
-    src, out_dir = Path(src), Path(out_dir)
+def cell_flags(src) -> list[set]:
+    "The nbdev directives (`slow`, `cuda`, `export`, ...) of each cell of notebook `src`, as nbdev parses them."
+    return [set(c.directives) if c.cell_type == 'code' else set() for c in read_nb(src).cells]
+
+def run_notebook(src, out_dir, skip_flags=(), timeout=3600) -> Path:
+    "Execute notebook `src` in a kernel, skipping cells flagged with `skip_flags`; write it to `out_dir`."
+    src, out_dir = Path(src).resolve(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir/src.name
-    shutil.copy(src, dst)
-    nb = NBProcessor(dst, rm_directives=False, process=True).nb
-    shell = CaptureShell(src)
+    nb, flags = nbformat.read(src, as_version=4), cell_flags(src)
+    client = NotebookClient(nb, kernel_name='python3', timeout=timeout,
+                            resources={'metadata': {'path': str(src.parent)}})  # cwd = nbs/, as nbdev-test
     try:
-        with working_directory(src.parent.resolve()):  # as nbdev-test: relative paths resolve from nbs/
-            shell.run_all(nb, exc_stop=True, preproc=_skip_cell(nb, skip_flags))
-    finally: write_nb(nb, dst)  # on failure too: the copy shows the error where it happened
+        with client.setup_kernel():
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != 'code': continue
+                if set(skip_flags) & flags[i]: cell.outputs, cell.execution_count = [], None; continue
+                client.execute_cell(cell, i)
+    finally: nbformat.write(nb, dst)  # on failure too: the copy shows the error where it happened
     return dst
 
 def main():
@@ -35,11 +42,11 @@ def main():
     a = p.parse_args()
     mode = get_mode()
     skip = [] if mode.name == 'full' else ['slow', 'cuda']
-    print(f'Running {a.notebook} in {mode.name} mode ({mode.reason}); skipping cells flagged: {skip or "none"}')
+    print(f'Running {a.notebook} in {mode.name} mode ({mode.reason}); skipping cells flagged: {" ".join(skip) or "none"}')
     t0 = time.time()
     try: dst = run_notebook(a.notebook, a.out_dir, skip)
-    except Exception as e:
-        print(f'{a.notebook} failed: {type(e).__name__}: {e}\nThe executed copy, up to the error, is in {a.out_dir}/', file=sys.stderr)
+    except CellExecutionError as e:
+        print(f'{a.notebook} failed:\n{e}\nThe executed copy, up to the error, is in {a.out_dir}/', file=sys.stderr)
         return 1
     print(f'Done in {time.time()-t0:.0f} s: {dst}')
 
