@@ -14,14 +14,14 @@ from typing import Callable, NamedTuple
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'KAGGLE_HOWTO', 'MARKER', 'SMOKE_SAMPLE', 'DEFAULT_SIZE',
-           'Mode', 'get_mode', 'show_mode', 'project_root', 'data_dir', 'results_dir', 'shared_dir', 'DatasetInfo',
-           'malaria_group', 'idc_group', 'pcam_label', 'LayoutError', 'get_items', 'UnreadableImageError',
-           'check_images', 'FileCheck', 'sha256sum', 'verify_files', 'files_digest', 'check_download', 'random_split',
-           'split_problems', 'grouped_split', 'save_split', 'load_split', 'DownloadError', 'CorruptArchiveError',
-           'download_url', 'extract', 'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page',
-           'kaggle_download', 'figshare_find', 'download_dataset', 'make_synthetic', 'get_data', 'default_tfms',
-           'case_dls']
+__all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'RETRY_STATUS', 'KAGGLE_HOWTO', 'MARKER', 'SMOKE_SAMPLE',
+           'IDC_SYNTHETIC_N', 'DEFAULT_SIZE', 'Mode', 'get_mode', 'show_mode', 'project_root', 'data_dir',
+           'results_dir', 'shared_dir', 'DatasetInfo', 'malaria_group', 'idc_group', 'pcam_label', 'LayoutError',
+           'get_items', 'UnreadableImageError', 'check_images', 'FileCheck', 'sha256sum', 'verify_files',
+           'files_digest', 'check_download', 'random_split', 'split_problems', 'grouped_split', 'save_split',
+           'load_split', 'DownloadError', 'CorruptArchiveError', 'download_url', 'extract', 'KaggleSetupError',
+           'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download', 'figshare_find', 'download_dataset',
+           'make_synthetic', 'get_data', 'default_tfms', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #802bfbef
 class Mode(NamedTuple):
@@ -101,8 +101,13 @@ def results_dir() -> Path:
     return d
 
 def shared_dir() -> Path | None:
-    "The `shared/` folder beside the project (course maintainers only), or None."
-    d = project_root().parent/'shared'
+    "The `shared/` folder (course maintainers only): env MEDCASES_SHARED_DIR ('' or 'none': no shared folder), else beside the project; or None."
+    if 'MEDCASES_SHARED_DIR' in os.environ:
+        v = os.environ['MEDCASES_SHARED_DIR'].strip()
+        if v.lower() in ('', 'none'): return None
+        d = Path(v).expanduser()
+        if not d.is_dir(): warnings.warn(f"MEDCASES_SHARED_DIR={v!r} is not a folder; working without a shared folder")
+    else: d = project_root().parent/'shared'
     return d if d.is_dir() else None
 
 # %% ../nbs/00_data.ipynb #6579e148
@@ -205,7 +210,7 @@ DATASETS = {d.name: d for d in [
         classes=['0', '1'], url=None,
         kaggle='histopathologic-cancer-detection', kaggle_kind='competition', figshare_doi=None,
         n_images=220_025, download_size='about 6.3 GB zip (to confirm)',
-        licence='Kaggle competition rules (accept them on the website); PCam itself CC0 (to confirm)',
+        licence='Kaggle competition rules (accept them on the website); PCam itself CC0 1.0 (stated in the PCam README)',
         citation='Veeling B.S. et al. Rotation Equivariant CNNs for Digital Pathology. MICCAI 2018 (arXiv:1806.03962)',
         layout='train/<id>.tif  (96x96 RGB tiles)  +  train_labels.csv  (columns: id,label)',
         label_func=pcam_label, group_func=_no_group, smoke_download=False,
@@ -228,7 +233,9 @@ DATASETS = {d.name: d for d in [
                    'paper': {'metric': 'f1', 'value': 0.765, 'source': 'Janowczyk & Madabhushi 2016', 'to_confirm': True},
                    'paper_balanced_accuracy': {'metric': 'balanced_accuracy', 'value': 0.847,
                                                'source': 'Janowczyk & Madabhushi 2016', 'to_confirm': True},
-                   'paper_2014': {'metric': 'f1', 'value': 0.718, 'source': 'Cruz-Roa et al. 2014', 'to_confirm': True}},
+                   'paper_2014': {'metric': 'f1', 'value': 0.718, 'source': 'Cruz-Roa et al. 2014', 'to_confirm': True},
+                   'paper_2014_balanced_accuracy': {'metric': 'balanced_accuracy', 'value': 0.842,
+                                                    'source': 'Cruz-Roa et al. 2014', 'to_confirm': True}},
         homepage='https://www.kaggle.com/datasets/paultimothymooney/breast-histopathology-images',
         pitfall='A random patch split puts patches of one patient on both sides; split by patient.'),
     DatasetInfo(
@@ -481,6 +488,8 @@ def _progress_on() -> bool:
     return not (_env_on('IN_TEST') or _env_on('CI'))
 
 # %% ../nbs/00_data.ipynb #34e1f2ca
+RETRY_STATUS = (408, 429)  # client errors that mean "not now" (request timeout, too many requests): retried
+
 def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> None:
     "Stream `url` into `part`, resuming with HTTP Range after a broken connection."
     import requests
@@ -492,6 +501,7 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
         try:
             with requests.get(url, stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
                 if r.status_code == 416 and have: return          # we already have every byte
+                if r.status_code in RETRY_STATUS: raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
                 if r.status_code >= 400 and r.status_code < 500: raise DownloadError(f"{url} answered {r.status_code} {r.reason}")
                 r.raise_for_status()
                 if have and r.status_code != 206: have = 0         # the server ignored Range: start again
@@ -722,32 +732,40 @@ def _sample_items(df: pd.DataFrame, n: int, seed=0) -> pd.DataFrame:
     return df.loc[sorted(idx)]
 
 def _make_sample(name, src: Path, n: int) -> Path:
-    "Copy about `n` images of real data set `name` (same layout) into data_dir(f'{name}-sample')."
-    dest = data_dir(f'{name}-sample')
-    if (_done(dest) or {}).get('n_sample') == n: return dest
+    "Copy about `n` images of real data set `name` (same layout) into data_dir(f'{name}-sample'); made again when `n` or the source changes."
+    dest, items = data_dir(f'{name}-sample'), get_items(name, src)
+    if (_done(dest) or {}).get('n_sample') == n and (_done(dest) or {}).get('n_source') == len(items): return dest
     shutil.rmtree(dest, ignore_errors=True)
-    s = _sample_items(get_items(name, src), n)
+    s = _sample_items(items, n)
     for p in s.path: (dest/p).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src/p, dest/p)
     if name == 'pcam': pd.DataFrame({'id': s.path.str[6:-4], 'label': s.label}).to_csv(dest/'train_labels.csv', index=False)
-    _mark(dest, n_sample=n, n_images=len(s), source=_rel(src))
+    _mark(dest, n_sample=n, n_images=len(s), n_source=len(items), source=_rel(src))
     return dest
 
 # %% ../nbs/00_data.ipynb #70d2ff8f
-def _synthetic_kwargs(name, n) -> dict:
-    "Arguments for lib.synthetic's make_<name> giving about `n` images (None: its defaults)."
+IDC_SYNTHETIC_N = 480  # images of IDC stand-ins when no size is asked for (make_idc's default 8 x 60)
+
+def _idc_kwargs(n) -> dict:
+    "make_idc arguments for about `n` images from enough patients (at least 20) for a patient split with a meaningful CI."
+    n_patients = max(20, n//40)
+    return {'n_patients': n_patients, 'n_per_patient': max(1, round(n/n_patients))}
+
+def _synthetic_kwargs(name, n, synthetic_kw=None) -> dict:
+    "Arguments for lib.synthetic's make_<name> giving about `n` images (None: its defaults), updated by `synthetic_kw`."
+    extra = dict(synthetic_kw or {})
     if name == 'malaria':
         fl = shared_dir()/'data'/'malaria_nih_filelist.csv' if shared_dir() else None
         kw = {'filelist': str(fl)} if fl and fl.exists() else {}
-        return kw | ({'n_per_class': max(1, n//2)} if n else {})
-    if not n: return {}
-    if name == 'pcam': return {'n': n}
-    if name == 'idc': return {'n_per_patient': max(1, n//8)}
-    return {'n_per_class': max(1, n//len(DATASETS[name].classes))}
+        return kw | ({'n_per_class': max(1, n//2)} if n else {}) | extra
+    if name == 'idc': return _idc_kwargs(n or IDC_SYNTHETIC_N) | extra
+    if not n: return extra
+    if name == 'pcam': return {'n': n} | extra
+    return {'n_per_class': max(1, n//len(DATASETS[name].classes))} | extra
 
-def make_synthetic(name, n_sample=None) -> Path:
-    "Synthetic stand-ins for data set `name` in data_dir(f'{name}-synthetic'), made once per setting."
+def make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
+    "Synthetic stand-ins for data set `name` in data_dir(f'{name}-synthetic'), made once per setting (other kwargs: made again)."
     from lib import synthetic
-    dest, kw = data_dir(f'{name}-synthetic'), _synthetic_kwargs(name, n_sample)
+    dest, kw = data_dir(f'{name}-synthetic'), _synthetic_kwargs(name, n_sample, synthetic_kw)
     if (_done(dest) or {}).get('kwargs') == {k: str(v) for k, v in kw.items()}: return dest
     shutil.rmtree(dest, ignore_errors=True)
     getattr(synthetic, f'make_{name}')(dest, **kw)
@@ -755,15 +773,25 @@ def make_synthetic(name, n_sample=None) -> Path:
     return dest
 
 # %% ../nbs/00_data.ipynb #b37f7f70
-def _real_on_disk(name) -> Path | None:
-    "data_dir(name) if it holds the real data set in the expected layout."
-    d = data_dir(name)
-    if not d.is_dir(): return None
-    try: get_items(name, d); return d
-    except LayoutError: return None
+def _real_problem(name) -> str | None:
+    "Why data_dir(name) cannot be used as the real data set (None: it can; '' : there is nothing there)."
+    d, info = data_dir(name), DATASETS[name]
+    if not d.is_dir() or not any(d.iterdir()): return ''
+    try: n = len(get_items(name, d))
+    except LayoutError as e: return f"{_rel(d)} is there but is not in the layout of {name}: {e}"
+    if _done(d) or n >= info.n_images: return None
+    return (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {MARKER} marker of a finished "
+            f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
+            f"(or delete the folder); if you put a complete copy there yourself, write the marker with lib.data._mark(path)")
 
-def get_data(name, mode=None, n_sample=None) -> Path:
-    "Folder of data set `name` for this run: real (a sample in smoke), downloaded if allowed, else synthetic."
+def _real_on_disk(name) -> Path | None:
+    "data_dir(name) if it holds the complete real data set (a finished-download marker, or every image); says what is wrong if not."
+    problem = _real_problem(name)
+    if problem: print(f"WARNING: {problem}.")
+    return data_dir(name) if problem is None else None
+
+def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
+    "Folder of data set `name` for this run: real (a sample in smoke), downloaded if allowed, else synthetic (made with `synthetic_kw`)."
     info, mode = DATASETS[name], mode or get_mode()
     if isinstance(mode, str): mode = Mode(mode, 'chosen by the caller', get_mode().offline)
     n = n_sample or (SMOKE_SAMPLE if mode.name == 'smoke' else None)
@@ -782,8 +810,8 @@ def get_data(name, mode=None, n_sample=None) -> Path:
             print(f"{name}: using {_done(d)['n_images']:,} REAL images ({_rel(d)}), a sample of {_rel(real)} for {mode.name} mode")
             return d
         print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)"); return real
-    d = make_synthetic(name, n_sample)
-    print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no real data in {_rel(data_dir(name))}, and {why}.\n"
+    d = make_synthetic(name, n_sample, synthetic_kw)
+    print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
           f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
     return d
 
@@ -797,7 +825,7 @@ def default_tfms(name, size=None) -> tuple:
     if name == 'malaria':
         return ([Resize(size, method=ResizeMethod.Squish)],
                 aug_transforms(flip_vert=True, max_rotate=0, max_zoom=1, max_lighting=0, max_warp=0))
-    if name == 'pcam': return [Resize(size)], aug_transforms(flip_vert=True)
+    if name in ('pcam', 'idc'): return [Resize(size)], aug_transforms(flip_vert=True)  # tissue has no up or down
     return [Resize(size)], aug_transforms()
 
 # %% ../nbs/00_data.ipynb #3356c39d

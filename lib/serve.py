@@ -26,9 +26,10 @@ from .train import load_exported
 from .evaluate import gradcam, learner_vocab, output_probs, predict_image
 
 # %% auto #0
-__all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_APP', 'SPACES_PACKAGES', 'BadImage', 'to_rgb',
-           'read_image', 'find_export', 'class_probs', 'overlay', 'png_data_url', 'Predictor', 'to_json', 'safe_call',
-           'ui_predict', 'make_ui', 'make_app', 'Server', 'make_parser', 'main', 'spaces_requirements', 'write_space']
+__all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_PACKAGES', 'BadImage', 'to_rgb', 'read_image',
+           'find_export', 'class_probs', 'overlay', 'png_data_url', 'Predictor', 'to_json', 'safe_call', 'ui_predict',
+           'make_ui', 'make_app', 'Server', 'make_parser', 'main', 'classes_title', 'spaces_app', 'public_version',
+           'spaces_requirements', 'write_space']
 
 # %% ../nbs/20_deploy.ipynb #0f2120bd
 MAX_BYTES = 20 * 2**20     # 20 MB per upload
@@ -82,18 +83,18 @@ def read_image(data: bytes, max_pixels=MAX_PIXELS, max_bytes=MAX_BYTES) -> PILIm
     return img
 
 # %% ../nbs/20_deploy.ipynb #b9542385
-def find_export(path=None) -> Path:
-    "The exported learner to serve: `path`, the newest `.pkl` in folder `path`, or else in results/ then models/."
-    from lib.data import project_root
+def find_export(path=None, models=None) -> Path:
+    "The exported learner to serve: file `path`, else the newest `.pkl` in folder `path` or `models` (default: models/), printed."
+    from lib.data import project_root, _rel
     if path is not None and Path(path).is_file(): return Path(path)
     if path is not None and not Path(path).exists(): raise FileNotFoundError(f'no such file or folder: {path}')
-    roots = [Path(path)] if path is not None else [project_root()/'results', project_root()/'models']
-    for root in roots:
-        pkls = sorted(root.rglob('*.pkl'), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-        if pkls: return pkls[-1]
-    where = ' or '.join(f'{r.name}/' for r in roots)
-    raise FileNotFoundError(f'no exported model (*.pkl) in {where}: export one with lib.train.export_learner, '
-                            'or give its path: python -m lib.serve models/malaria-smoke/malaria.pkl')
+    root = Path(path) if path is not None else Path(ifnone(models, project_root()/'models'))
+    pkls = sorted(root.rglob('*.pkl'), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not pkls: raise FileNotFoundError(f'no exported model (*.pkl) in {_rel(root)}/: export one with lib.train.export_learner, '
+                                         'or give its path: python -m lib.serve models/malaria-smoke/malaria.pkl')
+    print(f'Loading {_rel(pkls[-1])}: the newest of {len(pkls)} .pkl file(s) in {_rel(root)}/. '
+          'To serve another, give its path: python -m lib.serve path/to/export.pkl')
+    return pkls[-1]
 
 # %% ../nbs/20_deploy.ipynb #ab8f5bb6
 def class_probs(learn, out) -> torch.Tensor:
@@ -251,7 +252,9 @@ LOCAL_HOSTS = ('127.0.0.1', 'localhost', '::1')
 def make_parser() -> argparse.ArgumentParser:
     "Command-line options of `python -m lib.serve`."
     p = argparse.ArgumentParser(prog='python -m lib.serve', description='Serve an exported fastai learner as a web page and a REST API.')
-    p.add_argument('model', nargs='?', help='exported learner (.pkl), or a folder holding one (default: newest .pkl in results/, then models/)')
+    p.add_argument('model', nargs='?', help='exported learner (.pkl) to serve, or a folder holding one (its newest .pkl). '
+                   'Default: the newest .pkl under models/; the file loaded is printed. '
+                   'Loading a .pkl runs code: serve only files you made or trust.')
     p.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1, this computer only)')
     p.add_argument('--port', type=int, default=7860, help='port (default: 7860; 0 = any free port)')
     p.add_argument('--title', help="the page's title (default: the model's file name)")
@@ -262,13 +265,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     "Load the model once, then serve it until Ctrl+C: `python -m lib.serve [model] [--host H] [--port P] ...`."
+    from lib.data import _rel
     parser = make_parser()
     args = parser.parse_args(argv)
-    try: predictor = Predictor.from_file(args.model, max_pixels=args.max_pixels, heatmap=not args.no_heatmap)
+    try: fn = find_export(args.model)
     except FileNotFoundError as e: parser.error(str(e))
+    predictor = Predictor.from_file(fn, max_pixels=args.max_pixels, heatmap=not args.no_heatmap)
     if args.host not in LOCAL_HOSTS: print(f'WARNING: listening on {args.host}: other computers can reach this model.', file=sys.stderr)
     srv = Server(make_app(predictor, args.title, ui=not args.no_ui), args.host, args.port)
-    print(f"Serving {predictor.name} (classes: {', '.join(predictor.vocab)})\n"
+    print(f"Serving {_rel(fn)} (classes: {', '.join(predictor.vocab)})\n"
           f"  web page : {srv.url}/\n  REST API : curl -F file=@image.png {srv.url}/api/predict\n"
           f"  API docs : {srv.url}/api/docs\nPress Ctrl+C to stop.", flush=True)
     try: srv.server.run(sockets=[srv.sock])
@@ -278,32 +283,46 @@ def main(argv=None):
 if __name__ == '__main__' and '__file__' in globals(): main()
 
 # %% ../nbs/20_deploy.ipynb #d437a07e
-SPACES_APP = '''\
+_SPACES_APP = '''\
 """Hugging Face Space: the medcases web page and REST API for export.pkl."""
-from lib.serve import Predictor, make_app
+from lib.serve import Predictor, classes_title, make_app
 import uvicorn
 
 predictor = Predictor.from_file('export.pkl')  # loaded once, when the Space starts
-app = make_app(predictor, title='Malaria cell classifier (teaching demo, not a medical device)')
+app = make_app(predictor, title={title})
 
 if __name__ == '__main__':
     uvicorn.run(app, host='0.0.0.0', port=7860)  # Spaces sends visitors to port 7860
 '''
 
+def classes_title(vocab, max_names=4) -> str:
+    "A page title naming the model's classes, e.g. 'Parasitized / Uninfected classifier (teaching demo, ...)'."
+    names = [str(v) for v in vocab]
+    shown = ' / '.join(names[:max_names]) + (f' / ... ({len(names)} classes)' if len(names) > max_names else '')
+    return f'{shown} classifier (teaching demo, not a medical device)'
+
+def spaces_app(title=None) -> str:
+    "app.py for a Space: serves export.pkl with page title `title`, by default `classes_title` of the model's classes."
+    return _SPACES_APP.format(title='classes_title(predictor.vocab)' if title is None else repr(title))
+
 SPACES_PACKAGES = ['fastai', 'timm', 'torch', 'torchvision', 'gradio', 'fastapi', 'uvicorn', 'scikit-learn', 'matplotlib', 'pillow']
 
-def spaces_requirements(packages=SPACES_PACKAGES) -> str:
-    "requirements.txt for a Space, pinning each package to the version installed here."
+def public_version(v: str) -> str:
+    "Version `v` without its local part, as PyPI has it: '2.5.1+cu121' -> '2.5.1' (Colab's CUDA builds are not on PyPI)."
+    return v.split('+', 1)[0]
+
+def spaces_requirements(packages=SPACES_PACKAGES, versions=None) -> str:
+    "requirements.txt for a Space, pinning each package to its `versions` entry (default: the version installed here), minus any '+local' part."
     def pin(p):
-        try: return f'{p}=={version(p)}'
+        try: return f'{p}=={public_version((versions or {}).get(p) or version(p))}'
         except PackageNotFoundError: return p
     return '\n'.join(pin(p) for p in packages) + '\n'
 
-def write_space(dest, model_file) -> Path:
-    "Write a ready-to-upload Space to folder `dest`: app.py, requirements.txt, export.pkl and lib/."
+def write_space(dest, model_file, title=None) -> Path:
+    "Write a ready-to-upload Space to folder `dest`: app.py (page title `title`), requirements.txt, export.pkl and lib/."
     import shutil
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    (dest/'app.py').write_text(SPACES_APP)
+    (dest/'app.py').write_text(spaces_app(title))
     (dest/'requirements.txt').write_text(spaces_requirements())
     shutil.copy(model_file, dest/'export.pkl')
     shutil.copytree(Path(__file__).parent, dest/'lib', dirs_exist_ok=True, ignore=shutil.ignore_patterns('__pycache__'))

@@ -1,6 +1,7 @@
 """End to end in a real browser: Debian's Chromium (headless, driven by Playwright) opens the served page
 with every non-loopback request blocked, uploads an image and reads the predicted class off the page.
-Needs /usr/bin/chromium (`make test` installs Debian's chromium when it runs as root)."""
+Needs /usr/bin/chromium (`make test` installs Debian's chromium when it runs as root): skipped without it,
+except when env CI is set, where it fails with the reason."""
 import json, os, shutil, tempfile
 from pathlib import Path
 
@@ -9,8 +10,21 @@ import pytest, requests
 CHROMIUM = os.environ.get('MEDCASES_CHROMIUM', '/usr/bin/chromium')
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
-if not Path(CHROMIUM).exists(): pytest.skip(f'no Chromium at {CHROMIUM}: install Debian\'s chromium (apt-get install chromium)', allow_module_level=True)
-sync_playwright = pytest.importorskip('playwright.sync_api', reason='Python playwright is not installed').sync_playwright
+IN_CI = os.environ.get('CI', '').strip().lower() not in ('', '0', 'false', 'no')
+
+UNAVAILABLE = None  # why the browser test cannot run here, if it cannot
+if not Path(CHROMIUM).exists():
+    UNAVAILABLE = f"no Chromium at {CHROMIUM}: install Debian's chromium (apt-get install chromium) or set MEDCASES_CHROMIUM"
+else:
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: UNAVAILABLE = 'Python playwright is not installed (pip install playwright; it drives the system Chromium)'
+if UNAVAILABLE and not IN_CI: pytest.skip(UNAVAILABLE, allow_module_level=True)
+
+@pytest.fixture(scope='module', autouse=True)
+def browser_available():
+    "In CI (env CI set) a browser test that cannot run fails with the reason instead of being skipped silently."
+    if UNAVAILABLE: pytest.fail(f'{UNAVAILABLE}. CI is set, so the browser test must run rather than be skipped: '
+                                'install Chromium in the CI job (make browser, as root) or unset CI.', pytrace=False)
 
 from test_serve import tiny_export, a_cell  # the same tiny exported learner (built once per session)
 
