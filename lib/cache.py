@@ -214,8 +214,22 @@ class ImageCache:
         return self.pixels[off:off + h*w*c].reshape(h, w, c)
 
     def __getstate__(self): return {'dest': str(self.dest)}            # pickles as a path (exported learners, workers)
-    def __setstate__(self, d): self.__dict__.update(ImageCache.load(d['dest']).__dict__)
+    def __setstate__(self, d): self.dest, self._mm = Path(d['dest']), None   # opened on first use: the folder may be absent
+    def __getattr__(self, name):
+        "After unpickling, open the cache's tables on first use (CacheError if its folder is not on this machine)."
+        if name not in ('meta', 'index', 'keys', 'sources', '_pos') or 'dest' not in self.__dict__: raise AttributeError(name)
+        c = ImageCache.load(self.__dict__['dest'])
+        self.__dict__.update({k: v for k, v in c.__dict__.items() if k != '_mm'})
+        return self.__dict__[name]
+
+    @property
+    def available(self) -> bool:
+        "Is the cache's folder here, complete and readable? (False on a machine that only got an exported learner)"
+        try: self._pos; return True
+        except CacheError: return False
+
     def __repr__(self):
+        if not self.available: return f"ImageCache({_rel(self.dest)}: not on this machine)"
         shp = f"{tuple(self.meta['size'])}" if self.meta['size'] else 'their own sizes'
         return f"ImageCache({_rel(self.dest)}: {len(self):,} images at {shp}, {self.meta['nbytes']/2**20:.1f} MiB)"
 
@@ -267,12 +281,12 @@ def cache_arrays(arrays, keys, dest, sources=(), root=None, size=None, method='p
 
 # %% ../nbs/03_cache.ipynb #67b6407a
 class CacheReader:
-    "`get_x` for fastai: a row (or key) of the items table → `PILImage` from `cache`; anything else is opened as usual."
+    "`get_x` for fastai: a row (or key) of the items table → `PILImage` from `cache`; anything else, or any item when the cache is absent, is opened as usual."
     def __init__(self, cache, col='path'): self.cache, self.col = cache, col
     def __call__(self, o):
         from fastai.vision.core import PILImage
         k = o[self.col] if isinstance(o, (pd.Series, dict)) else o
-        return PILImage.create(np.array(self.cache[k]) if k in self.cache else k)
+        return PILImage.create(np.array(self.cache[k]) if self.cache.available and k in self.cache else k)
 
 # %% ../nbs/03_cache.ipynb #3701aed6
 def cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', **kw):

@@ -148,17 +148,18 @@ def cross_validate(df: pd.DataFrame, train_fn, folds=None, vocab=None, label_col
     y = labels.map({v: i for i, v in enumerate(vocab)})
     if y.isna().any(): raise ValueError(f"labels {sorted(set(labels[y.isna()]))} are not in the vocabulary {vocab}")
     y = y.to_numpy(int)
-    probs, rows = np.full((len(df), len(vocab)), np.nan), []
+    probs, rows, scored = np.full((len(df), len(vocab)), np.nan), [], np.zeros(len(df), dtype=bool)
     for i in (folds if folds is not None else sorted(int(f) for f in df['fold'].unique())):
         split, t0 = fold_split(df, i), time.time()
         valid = split['is_valid'].to_numpy()
         p = fold_probs(train_fn(split, i), vocab, split[valid], label_col)
         if len(p) != valid.sum(): raise ValueError(f"fold {i}: {len(p)} predictions for {valid.sum()} validation images")
-        probs[valid] = p
+        probs[valid], scored[valid] = p, True
         rows.append(_fold_row(i, p, y[valid], (~valid).sum(), time.time() - t0))
         if verbose: print(f"fold {i}: trained on {rows[-1]['n_train']}, accuracy {rows[-1]['accuracy']:.3f} on {rows[-1]['n_valid']} images ({rows[-1]['seconds']:.0f} s)")
-    groups = df[group_col].astype(str).to_numpy() if group_col is not None else None
-    return CVResult(pd.DataFrame(rows), probs, y, vocab, df.reset_index(drop=True), groups)
+    groups = df[group_col].astype(str).to_numpy()[scored] if group_col is not None else None
+    items = df.reset_index(drop=True)[scored].reset_index(drop=True)   # `folds=[...]`: only the images those folds scored
+    return CVResult(pd.DataFrame(rows), probs[scored], y[scored], vocab, items, groups)
 
 # %% ../nbs/04_crossval.ipynb #d5d57766
 def t_interval(values, ci=0.95) -> tuple:

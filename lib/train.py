@@ -136,9 +136,9 @@ def make_learner(dls, arch='resnet34', pretrained=True, weights=None, head='clas
 
 # %% ../nbs/01_train.ipynb #bd15d784
 def show_lr_find(learn, **kw):
-    "Run fastai's learning-rate finder, plot it, print and return the suggested learning rate (valley)."
+    "Run fastai's learning-rate finder, plot it, print and return its suggestion (valley); the caller picks the rate it trains with."
     sug = learn.lr_find(suggest_funcs=(valley, steep), **kw)
-    print(f'lr_find: valley {sug.valley:.2e}, steepest {sug.steep:.2e} -> use {sug.valley:.2e}')
+    print(f'lr_find: suggested lr (valley) {sug.valley:.2e}; steepest slope at {sug.steep:.2e}')
     return sug.valley
 
 # %% ../nbs/01_train.ipynb #daf347ee
@@ -177,7 +177,8 @@ class EpochCheckpoint(Callback):
         fn = f'{self.fname}_{self.epoch}'
         self.learn.save(fn, with_opt=True)
         torch.save(dict(epoch=self.epoch, monitor=self.monitor, value=value, n_epoch=self.n_epoch,
-                        rng=rng_state(self.dls.train)), self._state_path(fn))
+                        rng=rng_state(self.dls.train), frozen_idx=self.opt.frozen_idx, n_groups=len(self.opt.param_lists)),
+                   self._state_path(fn))
         if self.keep == 'best+last': prune_checkpoints(self.learn, self.fname, upto=self.epoch)
     def _state_path(self, fn): return self.path/self.model_dir/f'{fn}.state'
 
@@ -214,13 +215,19 @@ def prune_checkpoints(learn, name='model', upto=None):
     return gone
 
 def load_checkpoint(learn, name, epoch, with_rng=False):
-    "Load model and optimizer of `{name}_{epoch}`; return its random states if `with_rng`."
+    "Load model and optimizer of `{name}_{epoch}` and freeze the layer groups its run had frozen; return its random states if `with_rng`."
     if not (learn.path/learn.model_dir/f'{name}_{epoch}.pth').exists():
         df = checkpoints(learn, name)
         raise FileNotFoundError(f'checkpoint {name}_{epoch} has no weights (pruned, or never saved); '
                                 f'epochs with weights: {df.epoch[df.weights].tolist()}')
+    st = torch.load(learn.path/learn.model_dir/f'{name}_{epoch}.state', weights_only=False)
+    if 'frozen_idx' in st:  # before the optimizer state: freeze_to clears it
+        if learn.opt is None: learn.create_opt()
+        if len(learn.opt.param_lists) != st['n_groups']:
+            raise ValueError(f"checkpoint {name}_{epoch} has {st['n_groups']} layer groups, this learner {len(learn.opt.param_lists)}: another architecture?")
+        learn.freeze_to(st['frozen_idx'])
     learn.load(f'{name}_{epoch}', with_opt=True)
-    if with_rng: return torch.load(learn.path/learn.model_dir/f'{name}_{epoch}.state', weights_only=False)['rng']
+    if with_rng: return st['rng']
 
 # %% ../nbs/01_train.ipynb #b66df3a1
 def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_loss', load_best=True,
@@ -254,7 +261,9 @@ def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw)
     from_epoch = ifnone(from_epoch, last_epoch(learn, name))
     if from_epoch + 1 >= n_epoch: raise ValueError(f'checkpoint {name}_{from_epoch} is already the last epoch of {n_epoch}')
     st = load_checkpoint(learn, name, from_epoch, with_rng=True)
-    print(f'resuming {name} at epoch {from_epoch + 1} of {n_epoch} from checkpoint {name}_{from_epoch}')
+    n = len(learn.opt.param_lists)
+    print(f'resuming {name} at epoch {from_epoch + 1} of {n_epoch} from checkpoint {name}_{from_epoch} '
+          f'({n - learn.opt.frozen_idx} of {n} layer groups trainable, as saved)')
     return fit_checkpointed(learn, n_epoch, lr_max, name, start_epoch=from_epoch + 1, restore=st, **kw)
 
 # %% ../nbs/01_train.ipynb #a086b967
