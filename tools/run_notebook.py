@@ -19,6 +19,11 @@ def cell_flags(src) -> list[set]:
     "The nbdev directives (`slow`, `cuda`, `export`, ...) of each cell of notebook `src`, as nbdev parses them."
     return [set(c.directives) if c.cell_type == 'code' else set() for c in read_nb(src).cells]
 
+def without_bar_styles(outputs: list) -> list:
+    "`outputs` less the empty stylesheet fastprogress displays before its first progress bar."
+    from fastprogress.fastprogress import html_styles
+    return [o for o in outputs if not (o.get('output_type') == 'display_data' and ''.join(o.get('data', {}).get('text/html', '')).strip() == html_styles.strip())]
+
 def run_notebook(src, out_dir, skip_flags=(), timeout=3600) -> Path:
     "Execute notebook `src` in a kernel, skipping cells flagged with `skip_flags`; write it to `out_dir`."
     src, out_dir = Path(src).resolve(), Path(out_dir)
@@ -33,6 +38,7 @@ def run_notebook(src, out_dir, skip_flags=(), timeout=3600) -> Path:
                 if cell.cell_type != 'code': continue
                 if set(skip_flags) & flags[i]: cell.outputs, cell.execution_count = [], None; continue
                 client.execute_cell(cell, i)
+                cell.outputs = without_bar_styles(cell.outputs)
     finally: nbformat.write(nb, dst)  # on failure too: the copy shows the error where it happened
     return dst
 
