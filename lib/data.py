@@ -19,9 +19,9 @@ __all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'RETRY_ST
            'results_dir', 'shared_dir', 'DatasetInfo', 'malaria_group', 'idc_group', 'pcam_label', 'LayoutError',
            'get_items', 'UnreadableImageError', 'check_images', 'FileCheck', 'sha256sum', 'verify_files',
            'files_digest', 'check_download', 'random_split', 'split_problems', 'grouped_split', 'save_split',
-           'load_split', 'DownloadError', 'CorruptArchiveError', 'download_url', 'extract', 'KaggleSetupError',
-           'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download', 'figshare_find', 'download_dataset',
-           'make_synthetic', 'get_data', 'default_tfms', 'case_dls']
+           'load_split', 'DownloadError', 'CorruptArchiveError', 'md5sum', 'download_url', 'gunzip', 'fetch_gunzip',
+           'extract', 'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download',
+           'figshare_find', 'download_dataset', 'make_synthetic', 'get_data', 'default_tfms', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #802bfbef
 class Mode(NamedTuple):
@@ -524,24 +524,70 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
             time.sleep(wait * failures)
 
 # %% ../nbs/00_data.ipynb #3b6de901
-def download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, wait=1.0) -> Path:
-    "Download `url` to `dest` (via dest.part, resuming, retrying, sha256-checked); skip if already complete."
+def md5sum(fn, bs=1 << 20) -> str:
+    "md5 hex digest of a file's bytes (some data sets, PCam for one, publish only MD5s)."
+    h = hashlib.md5()
+    with open(fn, 'rb') as f:
+        while chunk := f.read(bs): h.update(chunk)
+    return h.hexdigest()
+
+def _mismatch(fn, sha256=None, md5=None):
+    "The first `(algorithm, got, expected)` whose digest of `fn` differs from the one given, else None."
+    for algo, want, digest in (('sha256', sha256, sha256sum), ('md5', md5, md5sum)):
+        if want and (got := digest(fn)) != want.lower(): return algo, got, want
+    return None
+
+def download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, wait=1.0, md5=None) -> Path:
+    "Download `url` to `dest` (via dest.part, resuming, retrying, sha256/md5-checked); skip if already complete."
     dest = Path(dest)
     if dest.exists():
-        if sha256 is None or sha256sum(dest) == sha256: return dest
+        if _mismatch(dest, sha256, md5) is None: return dest
         print(f"{_rel(dest)} does not match its checksum; downloading it again"); dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + '.part')
     for attempt in (1, 2):
         _fetch(url, part, retries, timeout, progress, wait)
-        got = sha256sum(part) if sha256 else None
-        if got == sha256: break
+        bad = _mismatch(part, sha256, md5)
+        if bad is None: break
         part.unlink()
+        algo, got, want = bad
         if attempt == 2:
-            raise DownloadError(f"{dest.name}: sha256 is {got}, expected {sha256}, twice in a row. The file on the "
+            raise DownloadError(f"{dest.name}: {algo} is {got}, expected {want}, twice in a row. The file on the "
                                 f"server may have changed; check {url} or ask the course maintainers.")
-        print(f"{dest.name}: checksum mismatch (sha256 {got[:12]}…, expected {sha256[:12]}…); downloading again")
+        print(f"{dest.name}: checksum mismatch ({algo} {got[:12]}…, expected {want[:12]}…); downloading again")
     os.replace(part, dest)
+    return dest
+
+# %% ../nbs/00_data.ipynb #b204a134
+def gunzip(gz, dest=None) -> Path:
+    "Unzip `gz` to `dest` (default: `gz` without `.gz`) via a temp name; `CorruptArchiveError` if it is damaged or cut short."
+    gz = Path(gz)
+    dest = Path(dest) if dest else gz.with_suffix('')
+    tmp = dest.with_name(dest.name + '.part')
+    try:
+        with gzip.open(gz, 'rb') as f, open(tmp, 'wb') as g: shutil.copyfileobj(f, g, 1 << 24)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        tmp.unlink(missing_ok=True)
+        raise CorruptArchiveError(f"{gz.name} is damaged or incomplete ({type(e).__name__}: {e})") from None
+    except BaseException: tmp.unlink(missing_ok=True); raise
+    os.replace(tmp, dest)
+    return dest
+
+def fetch_gunzip(url, dest, md5=None, sha256=None, keep_gz=False, **kw) -> Path:
+    "Download gzipped `url` to `dest`.gz (md5/sha256 are the .gz's) and unzip it to `dest`; a damaged .gz is fetched once more."
+    dest = Path(dest)
+    if dest.exists(): return dest                 # only ever created complete, by a rename
+    gz = dest.with_name(dest.name + '.gz')
+    for attempt in (1, 2):
+        download_url(url, gz, sha256=sha256, md5=md5, **kw)
+        try: gunzip(gz, dest); break
+        except CorruptArchiveError as e:
+            gz.unlink()
+            if attempt == 2:
+                raise CorruptArchiveError(f"{gz.name} downloaded from {url} is damaged or incomplete twice in a row "
+                                          f"({e}). The file on the server may be broken; try again later.") from None
+            print(f"{gz.name} is damaged or incomplete; downloading it again")
+    if not keep_gz: gz.unlink()
     return dest
 
 # %% ../nbs/00_data.ipynb #29d21bbd

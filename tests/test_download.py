@@ -2,17 +2,17 @@
 
 Nothing here touches the internet: the server listens on 127.0.0.1 on a free port.
 """
-import hashlib, io, json, threading, zipfile
+import gzip, hashlib, io, json, threading, zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from lib.data import (CorruptArchiveError, DownloadError, download_dataset, download_url, extract,
-                      figshare_find, get_items)
+                      fetch_gunzip, figshare_find, get_items)
 
 
 class Handler(BaseHTTPRequestHandler):
-    "Serves `server.files`; honours `Range: bytes=N-`; can cut a reply short or send wrong bytes."
+    "Serves `server.files`; honours `Range: bytes=N-`; can cut a reply short, send wrong bytes or a short file."
     protocol_version = 'HTTP/1.1'
 
     def log_message(self, *args): pass
@@ -34,6 +34,9 @@ class Handler(BaseHTTPRequestHandler):
         if srv.wrong.get(self.path, 0) > 0:                 # serve different bytes of the same length
             srv.wrong[self.path] -= 1
             data = bytes(255 - b for b in data)
+        if srv.short.get(self.path, 0) > 0:                 # a complete reply, but of a file cut in half
+            srv.short[self.path] -= 1
+            data = data[:len(data)//2]
         start, code, extra = 0, 200, [('Accept-Ranges', 'bytes')]
         rng = self.headers.get('Range')
         if rng:
@@ -63,7 +66,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
-    srv.files, srv.json, srv.cut, srv.wrong, srv.log = {}, {}, {}, {}, []
+    srv.files, srv.json, srv.cut, srv.wrong, srv.short, srv.log = {}, {}, {}, {}, {}, []
     srv.url = f'http://127.0.0.1:{srv.server_address[1]}'
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
@@ -124,6 +127,77 @@ def test_bad_local_file_is_replaced(server, tmp_path):
     (tmp_path/'a.bin').write_bytes(b'old and wrong')
     download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), progress=False)
     assert (tmp_path/'a.bin').read_bytes() == DATA
+
+
+def md5(b): return hashlib.md5(b).hexdigest()
+
+
+def test_md5_mismatch_downloads_again(server, tmp_path, capsys):
+    server.files['/a.bin'] = DATA
+    server.wrong['/a.bin'] = 1
+    fn = download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
+    assert fn.read_bytes() == DATA and len(gets(server, '/a.bin')) == 2
+    assert 'checksum mismatch (md5' in capsys.readouterr().out
+
+
+def test_md5_mismatch_twice_is_an_error(server, tmp_path):
+    server.files['/a.bin'] = DATA
+    server.wrong['/a.bin'] = 2
+    with pytest.raises(DownloadError, match=f'a.bin: md5 is {md5(bytes(255 - b for b in DATA))}, expected {md5(DATA)}, twice'):
+        download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
+    assert len(gets(server, '/a.bin')) == 2
+    assert not (tmp_path/'a.bin').exists() and not (tmp_path/'a.bin.part').exists()
+
+
+def test_bad_local_file_is_replaced_md5(server, tmp_path):
+    server.files['/a.bin'] = DATA
+    (tmp_path/'a.bin').write_bytes(b'old and wrong')
+    download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), progress=False)
+    assert (tmp_path/'a.bin').read_bytes() == DATA
+
+
+GZ = gzip.compress(DATA)
+
+
+def test_truncated_gz_is_fetched_again(server, tmp_path, capsys):
+    server.files['/x.h5.gz'] = GZ
+    server.short['/x.h5.gz'] = 1
+    fn = fetch_gunzip(server.url + '/x.h5.gz', tmp_path/'x.h5', wait=0, progress=False)
+    assert fn == tmp_path/'x.h5' and fn.read_bytes() == DATA
+    assert len(gets(server, '/x.h5.gz')) == 2
+    assert 'x.h5.gz is damaged or incomplete; downloading it again' in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['x.h5']             # no .gz, no .part left
+
+
+def test_truncated_gz_left_by_an_earlier_run_is_replaced(server, tmp_path):
+    server.files['/x.h5.gz'] = GZ
+    (tmp_path/'x.h5.gz').write_bytes(GZ[:len(GZ)//2])                         # no checksum would catch this
+    fn = fetch_gunzip(server.url + '/x.h5.gz', tmp_path/'x.h5', wait=0, progress=False)
+    assert fn.read_bytes() == DATA and len(gets(server, '/x.h5.gz')) == 1
+
+
+def test_truncated_gz_twice_is_an_error(server, tmp_path):
+    server.files['/x.h5.gz'] = GZ
+    server.short['/x.h5.gz'] = 2
+    url = server.url + '/x.h5.gz'
+    with pytest.raises(CorruptArchiveError, match=f'x.h5.gz downloaded from {url} is damaged or incomplete twice'):
+        fetch_gunzip(url, tmp_path/'x.h5', wait=0, progress=False)
+    assert len(gets(server, '/x.h5.gz')) == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_gz_md5_mismatch_downloads_again(server, tmp_path):
+    server.files['/x.h5.gz'] = GZ
+    server.wrong['/x.h5.gz'] = 1
+    fn = fetch_gunzip(server.url + '/x.h5.gz', tmp_path/'x.h5', md5=md5(GZ), wait=0, progress=False)
+    assert fn.read_bytes() == DATA and len(gets(server, '/x.h5.gz')) == 2
+
+
+def test_second_fetch_gunzip_does_nothing(server, tmp_path):
+    server.files['/x.h5.gz'] = GZ
+    for _ in range(2): fn = fetch_gunzip(server.url + '/x.h5.gz', tmp_path/'x.h5', md5=md5(GZ), progress=False)
+    assert fn.read_bytes() == DATA and len(gets(server, '/x.h5.gz')) == 1
+    (tmp_path/'x.h5').write_bytes(b'kept')                                      # an existing result is not re-checked
+    assert fetch_gunzip(server.url + '/x.h5.gz', tmp_path/'x.h5', progress=False).read_bytes() == b'kept'
 
 
 def test_404_fails_at_once(server, tmp_path):
