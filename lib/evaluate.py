@@ -10,7 +10,8 @@ __all__ = ['MIN_BOOT_GROUPS', 'default_pos_label', 'pos_index', 'as_probs', 'wei
            'classification_metrics', 'norm_metric', 'published_entries', 'add_published', 'published_figures', 'Report',
            'make_report', 'learner_vocab', 'evaluate', 'calibration_table', 'plot_calibration', 'plot_losses',
            'cam_layer', 'CamHook', 'gradcam', 'plot_gradcam_top_losses', 'output_probs', 'predict_image',
-           'predict_with_heatmap', 'show_prediction', 'results_table', 'compare_reports']
+           'predict_with_heatmap', 'show_prediction', 'results_table', 'compare_reports', 'per_class_f1',
+           'ovr_accuracy']
 
 # %% ../nbs/02_evaluate.ipynb #21477e1d
 import json, re, warnings
@@ -618,3 +619,22 @@ def compare_reports(reports, metrics=('accuracy', 'balanced_accuracy', 'roc_auc'
             for col in ('article', 'paper'): line[col if len(cases) == 1 else f'{col} ({case})'] = _published_cell(rep, col, found[0].name)
         out[found[0].name] = line
     return pd.DataFrame.from_dict(out, orient='index').rename_axis('metric')
+
+# %% ../nbs/02_evaluate.ipynb #2a04e198
+def per_class_f1(rep, n_boot=1000, seed=0) -> pd.DataFrame:
+    "F1 of each class with a percentile bootstrap CI (the report's `ci`, 95% by default), from a Report's predictions."
+    if rep.probs is None: raise ValueError('the report has no predictions (a loaded report keeps only the table): make it with make_report or evaluate')
+    t, p, k = np.asarray(rep.targets), rep.probs.argmax(1), len(rep.vocab)
+    def f1(w):
+        cm = weighted_confusion(w, t, p, k); tp = np.diagonal(cm, axis1=1, axis2=2)
+        with np.errstate(all='ignore'): return np.nan_to_num(2*tp/(cm.sum(2) + cm.sum(1)))
+    boots = np.concatenate([f1(w) for w in bootstrap_weights(len(t), n_boot, seed)])
+    a = (1 - rep.ci)/2*100
+    lo, hi = np.percentile(boots, [a, 100 - a], axis=0)
+    return pd.DataFrame(dict(n=np.bincount(t, minlength=k), f1=f1(np.ones((1, len(t))))[0], ci_low=lo, ci_high=hi), index=rep.vocab)
+
+# %% ../nbs/02_evaluate.ipynb #d8431613
+def ovr_accuracy(cm) -> float:
+    "Mean over classes of the one-vs-rest accuracy (TP + TN) / N from confusion matrix `cm` (rows true, columns predicted)."
+    cm = np.asarray(cm, float); n = cm.sum(); tp = np.diag(cm)
+    return float(np.mean((n - cm.sum(1) - cm.sum(0) + 2*tp)/n))
