@@ -27,16 +27,8 @@ def get_args(argv=None):
 
 def tiny_model(d: Path) -> tuple[Path, Path]:
     "Export a ResNet-18 trained one epoch on synthetic malaria cells; return (export.pkl, one cell image)."
-    from lib.synthetic import make_malaria
-    from lib.data import get_items, random_split, case_dls
-    from lib.train import make_learner, export_learner, set_seed
-    make_malaria(d, n_per_class=16, size=64, seed=0)
-    df = random_split(get_items('malaria', d))
-    set_seed(0)
-    learn = make_learner(case_dls('malaria', df, d, size=64, bs=8), arch='resnet18', pretrained=False)
-    learn.path = d
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
-    return export_learner(learn, 'export.pkl'), d/df.path[0]
+    from lib.serve import demo_export
+    return demo_export(d, size=64, n_per_class=16), sorted(d.rglob('*.png'))[0]
 
 def start_server(model, heatmap=True, timeout=180):
     "`python -m lib.serve model --port 0` in its own process; returns (process, base URL) once it answers."

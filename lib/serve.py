@@ -26,10 +26,25 @@ from .train import load_exported
 from .evaluate import gradcam, learner_vocab, output_probs, predict_image
 
 # %% auto #0
-__all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_PACKAGES', 'BadImage', 'to_rgb', 'read_image',
-           'find_export', 'class_probs', 'overlay', 'png_data_url', 'Predictor', 'to_json', 'safe_call', 'ui_predict',
-           'make_ui', 'make_app', 'Server', 'make_parser', 'main', 'classes_title', 'spaces_app', 'public_version',
-           'spaces_requirements', 'write_space']
+__all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_PACKAGES', 'demo_export', 'BadImage', 'to_rgb',
+           'read_image', 'find_export', 'class_probs', 'overlay', 'png_data_url', 'Predictor', 'to_json', 'safe_call',
+           'ui_predict', 'make_ui', 'make_app', 'Server', 'make_parser', 'main', 'classes_title', 'spaces_app',
+           'public_version', 'spaces_requirements', 'write_space']
+
+# %% ../nbs/20_deploy.ipynb #demoexport1
+def demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path:
+    "Export a tiny learner (`arch` from scratch, one epoch on synthetic malaria cells) to `dest`/export.pkl: a model to try serving with."
+    from lib.synthetic import make_malaria
+    from lib.data import get_items, random_split, case_dls
+    from lib.train import make_learner, export_learner, set_seed
+    dest = Path(dest)
+    make_malaria(dest, n_per_class=n_per_class, size=size, seed=seed)
+    df = random_split(get_items('malaria', dest))
+    set_seed(seed)
+    learn = make_learner(case_dls('malaria', df, dest, size=size, bs=8), arch=arch, pretrained=False)
+    learn.path = dest
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
+    return export_learner(learn, 'export.pkl')
 
 # %% ../nbs/20_deploy.ipynb #0f2120bd
 MAX_BYTES = 20 * 2**20     # 20 MB per upload

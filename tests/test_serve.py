@@ -13,17 +13,9 @@ _CACHE = {}
 def tiny_export() -> Path:
     "A ResNet-18 trained for one epoch on 48 px synthetic malaria cells, exported once per test session."
     if 'pkl' not in _CACHE:
-        from lib.synthetic import make_malaria
-        from lib.data import get_items, random_split, case_dls
-        from lib.train import make_learner, export_learner, set_seed
+        from lib.serve import demo_export
         d = Path(tempfile.mkdtemp(prefix='medcases-serve-'))
-        make_malaria(d, n_per_class=12, size=48, seed=0)
-        df = random_split(get_items('malaria', d))
-        set_seed(0)
-        learn = make_learner(case_dls('malaria', df, d, size=48, bs=8), arch='resnet18', pretrained=False)
-        learn.path = d
-        with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
-        _CACHE.update(pkl=export_learner(learn, 'export.pkl'), dir=d, cell=d/df.path[0])
+        _CACHE.update(pkl=demo_export(d, size=48, n_per_class=12), dir=d, cell=sorted(d.rglob('*.png'))[0])
     return _CACHE['pkl']
 
 def a_cell() -> bytes: tiny_export(); return _CACHE['cell'].read_bytes()
