@@ -11,7 +11,7 @@ RUNS   ?= runs
 # Never let timm/huggingface wait for a download that cannot happen here.
 OFFLINE := HF_HUB_OFFLINE=1 MEDCASES_OFFLINE=1
 
-.PHONY: setup browser run test clean-venv
+.PHONY: setup browser run test rehearse clean-venv
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -36,6 +36,12 @@ test: setup browser
 	# results/ holds the committed figures: the notebooks' test runs write theirs to a scratch folder
 	OMP_NUM_THREADS=1 $(OFFLINE) MEDCASES_RESULTS_DIR=$$(mktemp -d) $(BIN)/nbdev-test --n-workers 2 --timing
 	$(OFFLINE) GRADIO_ANALYTICS_ENABLED=False $(BIN)/python -m pytest tests
+	$(MAKE) --no-print-directory rehearse
+
+# Full mode, rehearsed: every case study in full mode on this CPU, offline, every cell, only sizes shrunk
+# (tools/rehearse.py serves stand-in downloads on localhost and places random weights where torch hub looks).
+rehearse: setup
+	$(BIN)/python tools/rehearse.py $(CASES)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -290,19 +290,9 @@ class CacheReader:
 
 # %% ../nbs/03_cache.ipynb #3701aed6
 def cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', **kw):
-    "fastai DataLoaders like `lib.data.case_dls`, reading the images of `df[col]` from `cache`."
-    import random, torch
-    from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, set_seed
-    from lib.data import default_tfms
+    "`lib.data.case_dls`, reading the images of `df[col]` from `cache` instead of files."
+    from lib.data import case_dls
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
     missing = set(df[col]) - set(cache.keys)
     if missing: raise CacheError(f"{len(missing):,} images of df are not in the cache {_rel(cache.dest)} (e.g. {sorted(missing)[0]}): rebuild it with these paths")
-    d_item, d_batch = default_tfms(name, size)
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=CacheReader(cache, col), get_y=ColReader('label'),
-                       splitter=ColSplitter('is_valid'), item_tfms=d_item if item_tfms is None else item_tfms,
-                       batch_tfms=d_batch if batch_tfms is None else batch_tfms)
-    if not torch.cuda.is_available(): kw.setdefault('num_workers', 0)
-    set_seed(seed)
-    dls = dblock.dataloaders(df, bs=bs, **kw)
-    dls.train.rng = random.Random(seed)
-    return dls
+    return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=CacheReader(cache, col), **kw)

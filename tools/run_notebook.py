@@ -37,7 +37,9 @@ def run_notebook(src, out_dir, skip_flags=(), timeout=3600) -> Path:
             for i, cell in enumerate(nb.cells):
                 if cell.cell_type != 'code': continue
                 if set(skip_flags) & flags[i]: cell.outputs, cell.execution_count = [], None; continue
+                t = time.time()
                 client.execute_cell(cell, i)
+                if time.time() - t > 20: print(f'  cell {i} took {time.time() - t:.0f} s: {cell.source.splitlines()[0][:70]}', flush=True)
                 cell.outputs = without_bar_styles(cell.outputs)
     finally: nbformat.write(nb, dst)  # on failure too: the copy shows the error where it happened
     return dst
