@@ -8,6 +8,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 RUNS   ?= runs
+# a reader's run writes its results beside the executed notebook (git-ignored), never into the committed results/
+MEDCASES_RESULTS_DIR ?= $(abspath $(RUNS))/results
 # Never let timm/huggingface wait for a download that cannot happen here.
 OFFLINE := HF_HUB_OFFLINE=1 MEDCASES_OFFLINE=1
 
@@ -22,8 +24,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	MEDCASES_MODE=smoke $(OFFLINE) $(BIN)/python tools/run_notebook.py nbs/10_malaria.ipynb $(RUNS)
-	@echo "Executed notebook: $(RUNS)/10_malaria.ipynb   Results: results/malaria_smoke_*.json"
+	MEDCASES_MODE=smoke MEDCASES_RESULTS_DIR=$(MEDCASES_RESULTS_DIR) $(OFFLINE) $(BIN)/python tools/run_notebook.py nbs/10_malaria.ipynb $(RUNS)
+	@echo "Executed notebook: $(RUNS)/10_malaria.ipynb   Results: $(MEDCASES_RESULTS_DIR)/malaria_smoke_*.json"
 
 # The browser test (tests/test_browser.py) drives Debian's Chromium: install it when missing and root.
 browser:

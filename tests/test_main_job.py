@@ -25,3 +25,10 @@ def test_make_run_leaves_executed_notebook_and_results(tmp_path):
         acc = rep.table[rep.table.metric == 'accuracy']
         assert len(acc) == 1 and 0 <= acc.value.iloc[0] <= 1, (p.name, rep.table)
         assert rep.n > 0 and rep.vocab == ['Parasitized', 'Uninfected'], (p.name, rep.n, rep.vocab)
+
+def test_make_run_leaves_tracked_results_alone(tmp_path):
+    "A reader's `make run` writes its results beside the executed notebook (git-ignored), never into results/."
+    env = {k: v for k, v in os.environ.items() if k != 'MEDCASES_RESULTS_DIR'}
+    r = subprocess.run(['make', '-n', 'run', f'RUNS={tmp_path}'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f'MEDCASES_RESULTS_DIR={tmp_path}/results ' in r.stdout, r.stdout
