@@ -13,7 +13,7 @@ MEDCASES_RESULTS_DIR ?= $(abspath $(RUNS))/results
 # Never let timm/huggingface wait for a download that cannot happen here.
 OFFLINE := HF_HUB_OFFLINE=1 MEDCASES_OFFLINE=1
 
-.PHONY: setup browser run test rehearse clean-venv
+.PHONY: setup browser run test rehearse reproduce register bench clean-venv
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +44,21 @@ test: setup browser
 # (tools/rehearse.py serves stand-in downloads on localhost and places random weights where torch hub looks).
 rehearse: setup
 	$(BIN)/python tools/rehearse.py $(CASES)
+
+# One case study in full mode, headless (a GPU machine): executed notebook and results with provenance in
+# runs/reproduce/<case>/, then the verdict against the article. Rerun it after an interruption: it continues.
+reproduce: setup
+	@test -n "$(CASE)" || { echo "usage: make reproduce CASE=malaria|pcam|idc|kvasir|actin"; exit 2; }
+	$(BIN)/python tools/reproduce.py $(CASE)
+
+# The one deliberate step that copies a finished full run into the committed results/ (and the README)
+register: setup
+	@test -n "$(RUN)" || { echo "usage: make register RUN=runs/reproduce/<case>/results"; exit 2; }
+	$(BIN)/python tools/register_run.py $(RUN)
+
+# CPU benchmarks (a few minutes), one summary table; on a CUDA machine also the GPU figures the preflight reads
+bench: setup
+	$(BIN)/python bench/run_all.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,21 +1,30 @@
 #!/usr/bin/env python
-"""Benchmark reading PCam-style tiles from the raw TIFFs against reading them from a lib.cache image cache.
+"""Benchmark the training pipeline on PCam-style tiles: raw TIFFs, the image cache read item by item, and the tensor cache.
 
-Same machine, same run, same images, same split, same fastai transforms: only where the pixels come from
-differs (lib.data.case_dls reads the files, lib.cache.cache_dls reads the cache). It prints images/second
+Same machine, same run, same images, same split, same transforms: only where the pixels come from and how a batch
+is formed differ.
 
-1. for the cache build itself (a one-off cost),
-2. item loading: `dls.train_ds[i]` plus the item transforms (Resize), one image at a time, which is where
-   the files are opened and decoded,
-3. the whole training pipeline: iterating `dls.train` (item transforms, collation, batch augmentation).
+- `raw TIFFs`: lib.data.case_dls, each tile opened and decoded every epoch, then fastai's per-item pipeline.
+- `cache`: lib.cache.cache_dls, the pixels read from the image cache, but still fastai's per-item pipeline
+  (a PILImage per tile, item Resize, ToTensor, collation image by image).
+- `tensor cache`: lib.cache.cache_dls(..., tensor=True), each batch one index into the cache's memory map, the
+  Resize and the augmentation run per batch (on the GPU when there is one).
+
+It prints images/second through the training DataLoader for two transform settings, each the same for all three:
+
+1. `no augmentation`: Resize (to `--size`) and nothing else, i.e. what loading and batching cost;
+2. `PCam augmentation`: the article's batch augmentation too (flips, rotation, zoom, warp, lighting), which on a
+   CPU costs as much as the loading it follows (float affine resampling of every pixel), and on a GPU little.
 
 Not a test: it prints figures. Synthetic tiles by default (lib.synthetic.make_pcam), or your own folder in the
-Kaggle layout (train/<id>.tif + train_labels.csv) with --data. The page cache is warm for both sources (the
-files are read once before timing), which favours the raw files: on a cold disk the gap is larger.
+Kaggle layout (train/<id>.tif + train_labels.csv) with --data. The page cache is warm for every source (the files
+are read once before timing), which favours the raw files: on a cold disk the gap is larger.
     .venv/bin/python bench/bench_cache.py
     .venv/bin/python bench/bench_cache.py --n 5000 --size 224 --batches 20
 """
-import argparse, os, shutil, tempfile, time
+import argparse, os, shutil, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: lib/ is the repository's
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 import numpy as np, torch
 
@@ -24,11 +33,10 @@ def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--n', type=int, default=3000, help='synthetic tiles to make (ignored with --data)')
     p.add_argument('--data', default=None, help='a folder in the Kaggle layout instead of synthetic tiles')
-    p.add_argument('--size', type=int, default=96, help='item Resize size (the article used 224)')
+    p.add_argument('--size', type=int, default=96, help='Resize size (the article used 224)')
     p.add_argument('--bs', type=int, default=64)
-    p.add_argument('--items', type=int, default=2000, help='single items timed for the item-loading figure')
-    p.add_argument('--batches', type=int, default=20, help='training batches timed for the pipeline figure')
-    p.add_argument('--workers', type=int, default=0, help='DataLoader num_workers')
+    p.add_argument('--batches', type=int, default=20, help='training batches timed per source and setting')
+    p.add_argument('--workers', type=int, default=0, help='DataLoader num_workers of the per-item paths')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: leave as is)')
     p.add_argument('--keep', action='store_true', help='keep the temporary folder')
     return p.parse_args(argv)
@@ -37,27 +45,35 @@ def get_args(argv=None):
 def rate(n, seconds): return n / seconds if seconds > 0 else float('inf')
 
 
-def time_items(dls, k):
-    "Images/second through dataset indexing plus item transforms, one image at a time."
-    ds, tf = dls.train_ds, dls.train.after_item
-    idx = np.random.default_rng(0).permutation(len(ds))[:k]
-    t0 = time.perf_counter()
-    for i in idx: tf(ds[int(i)])
-    return rate(len(idx), time.perf_counter() - t0)
+def time_pipeline(dl, n_batches):
+    "Images/second iterating training DataLoader `dl` for `n_batches` batches, after as many untimed (allocator and caches warm)."
+    def run():
+        n, t0 = 0, time.perf_counter()
+        for b, (xb, yb) in enumerate(dl):
+            n += len(xb)
+            if b + 1 == n_batches: break
+        return rate(n, time.perf_counter() - t0)
+    run()
+    return run()
 
 
-def time_pipeline(dls, n_batches):
-    "Images/second iterating the training DataLoader (item tfms, collation, batch augmentation)."
-    n, t0 = 0, time.perf_counter()
-    for b, (xb, yb) in enumerate(dls.train):
-        n += len(xb)
-        if b + 1 == n_batches: break
-    return rate(n, time.perf_counter() - t0)
+SOURCES = ('raw TIFFs', 'cache', 'tensor cache')
 
 
-def main(a):
-    from lib.data import get_items, random_split, case_dls
-    from lib.cache import build_cache, cache_dls
+def make_dls(df, src, cache, size, bs, workers, augment):
+    "The three DataLoaders of one transform setting."
+    from lib.data import case_dls
+    from lib.cache import cache_dls
+    kw = dict(size=size, bs=bs, **({} if augment else dict(batch_tfms=[])))
+    return {'raw TIFFs': case_dls('pcam', df, src, num_workers=workers, **kw),
+            'cache': cache_dls('pcam', df, cache, num_workers=workers, **kw),
+            'tensor cache': cache_dls('pcam', df, cache, tensor=True, **kw)}
+
+
+def main(a) -> dict:
+    "Run the benchmark, print its table; return {setting: {source: images/s}} and the speed-ups."
+    from lib.data import get_items, random_split
+    from lib.cache import build_cache
     from lib.synthetic import make_pcam
     if a.threads: torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix='bench_cache_')
@@ -69,23 +85,28 @@ def main(a):
         t0 = time.perf_counter()
         cache = build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
         t_build = time.perf_counter() - t0
+        int(np.asarray(cache.pixels[::4096]).sum())   # map every page of the cache once, as the raw files were read once
+        n_batches = min(a.batches, int((~df.is_valid).sum()) // a.bs - 1)
         print(f'{len(df):,} tiles, {np.mean(sizes)/1024:.1f} KB each on disk | torch threads {torch.get_num_threads()}, '
-              f'num_workers {a.workers}, Resize {a.size}, bs {a.bs}')
+              f'num_workers {a.workers} (tensor cache: 0), Resize {a.size}, bs {a.bs}, {n_batches} timed batches after {n_batches} untimed')
         print(f'cache build: {t_build:.1f} s = {rate(len(df), t_build):,.0f} images/s (once); '
               f'{cache.meta["nbytes"]/2**20:.0f} MiB on disk')
-        kw = dict(size=a.size, bs=a.bs, num_workers=a.workers)
-        dls = {'raw TIFFs': case_dls('pcam', df, src, **kw), 'cache': cache_dls('pcam', df, cache, **kw)}
-        xr, xc = (d.valid.one_batch()[0] for d in dls.values())
-        assert torch.equal(xr, xc), 'the two sources gave different tensors'
-        rows = []
-        for name, d in dls.items():
-            time_items(d, 50); time_pipeline(d, 1)                     # warm-up
-            rows.append((name, time_items(d, a.items), time_pipeline(d, a.batches)))
-        print(f"\n{'source':<10} {'item loading (img/s)':>22} {'training pipeline (img/s)':>27}")
-        for name, it, pl in rows: print(f'{name:<10} {it:>22,.0f} {pl:>27,.0f}')
-        (_, it_r, pl_r), (_, it_c, pl_c) = rows
-        print(f"{'speed-up':<10} {it_c/it_r:>21.1f}x {pl_c/pl_r:>26.1f}x")
-        print('(validation batches from both sources were checked identical)')
+        res = {}
+        for setting, augment in (('no augmentation', False), ('PCam augmentation', True)):
+            dls = make_dls(df, src, cache, a.size, a.bs, a.workers, augment)
+            xs = [d.valid.one_batch()[0] for d in dls.values()]
+            err = max(float((x - xs[0]).abs().max()) for x in xs)
+            assert err <= (0 if a.size == 96 else 0.02), f'the sources gave different validation batches ({err:.4f})'
+            res[setting] = {name: time_pipeline(d.train, n_batches) for name, d in dls.items()}
+        print(f"\n{'training pipeline (img/s)':<28}" + ''.join(f'{s:>14}' for s in SOURCES) + f"{'tensor/raw':>12}")
+        for setting, r in res.items():
+            print(f'{setting:<28}' + ''.join(f'{r[s]:>14,.0f}' for s in SOURCES) + f"{r['tensor cache']/r['raw TIFFs']:>11.1f}x")
+        print('(validation batches of the three sources checked equal' + (')' if a.size == 96 else ', within resizing rounding)'))
+        aug = res['PCam augmentation']['tensor cache']
+        print(f"with augmentation the tensor cache spends {1 - aug/res['no augmentation']['tensor cache']:.0%} of its time in the "
+              f"batch augmentation on {'the GPU' if torch.cuda.is_available() else 'the CPU'}")
+        return dict(res, speedup={k: r['tensor cache']/r['raw TIFFs'] for k, r in res.items()},
+                    speedup_cache={k: r['cache']/r['raw TIFFs'] for k, r in res.items()})
     finally:
         if not a.keep: shutil.rmtree(tmp, ignore_errors=True)
         else: print(f'kept {tmp}')

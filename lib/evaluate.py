@@ -288,6 +288,7 @@ class Report:
     created: str = ''
     probs: np.ndarray | None = field(default=None, repr=False)
     targets: np.ndarray | None = field(default=None, repr=False)
+    provenance: dict = field(default_factory=dict)   # lib.run.provenance(): commit, versions, hardware, seed, data, stages
 
     def header(self) -> str:
         "One line saying what was evaluated on what."
@@ -296,7 +297,9 @@ class Report:
         grp = ' resampling whole groups' if self.grouped else ''
         boot = f"percentile bootstrap, {self.n_boot} resamples{grp}"
         if self.grouped and self.n_boot and self.table.ci_low.isna().all(): boot = f"n/a (fewer than {MIN_BOOT_GROUPS} groups to resample)"
-        return (f"{self.case} | mode: {self.mode} | split: {self.split} | n = {self.n}{pos}{how}\n"
+        kept = sorted({s.get('kept') for s in self.provenance.get('stages', {}).values() if s.get('kept')})
+        model = f"\nmodel: {' / '.join(kept)} of each training stage (not chosen on this split unless 'best')" if kept else ''
+        return (f"{self.case} | mode: {self.mode} | split: {self.split} | n = {self.n}{pos}{how}{model}\n"
                 f"{self.ci:.0%} CI: {boot}; baseline: majority class ({self._majority()}) for every case")
 
     def _majority(self):
@@ -313,6 +316,12 @@ class Report:
         return f"<p>{esc(self.header())}</p>{self.table.round(4).to_html(index=False, na_rep='')}<p><small>{esc(self.notes())}</small></p>"
 
 # %% ../nbs/02_evaluate.ipynb #09d84563
+def _provenance() -> dict:
+    "lib.run.provenance() (where the figures come from), or {} if lib.run is unavailable."
+    try: from lib.run import provenance
+    except ImportError: return {}
+    return provenance()
+
 def make_report(probs, targets, vocab, case, mode, split, published=None, pos_label=None, n_boot=1000, seed=0, groups=None, ci=0.95, tta=False) -> Report:
     "A `Report` from predictions; `published=None` looks the figures up in `lib.data.DATASETS[case]`."
     p = as_probs(probs)
@@ -323,13 +332,13 @@ def make_report(probs, targets, vocab, case, mode, split, published=None, pos_la
     published = published_figures(case) if published is None else published
     cm = weighted_confusion(np.ones(len(t)), t, p.argmax(1), len(vocab))[0].astype(int)
     return Report(add_published(df, published, pos), case, getattr(mode, 'name', str(mode)), split, vocab, pos, len(t), n_boot, seed, ci, tta,
-                  groups is not None, published, cm.tolist(), datetime.now(timezone.utc).isoformat(timespec='seconds'), p, t)
+                  groups is not None, published, cm.tolist(), datetime.now(timezone.utc).isoformat(timespec='seconds'), p, t, _provenance())
 
 # %% ../nbs/02_evaluate.ipynb #e52d5a25
 @patch
 def to_dict(self: Report) -> dict:
     "JSON-ready dict of the report (without the raw predictions)."
-    d = {k: getattr(self, k) for k in ('case', 'mode', 'split', 'vocab', 'pos_label', 'n', 'n_boot', 'seed', 'ci', 'tta', 'grouped', 'published', 'confusion', 'created')}
+    d = {k: getattr(self, k) for k in ('case', 'mode', 'split', 'vocab', 'pos_label', 'n', 'n_boot', 'seed', 'ci', 'tta', 'grouped', 'published', 'confusion', 'created', 'provenance')}
     d['table'] = json.loads(self.table.to_json(orient='records'))
     return d
 

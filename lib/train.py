@@ -6,7 +6,7 @@ Docs: https://medcases.github.io/medcases/train.html.md"""
 
 # %% ../nbs/01_train.ipynb #835caf2f
 from __future__ import annotations
-import os, random, re, warnings
+import gc, os, random, re, time, warnings
 import numpy as np, pandas as pd, torch, torch.nn as nn, torch.nn.functional as F
 import torchvision, timm
 from fastai.vision.all import *
@@ -16,13 +16,14 @@ from fastai.torch_core import set_seed as _fastai_set_seed
 __all__ = ['KEEP', 'set_seed', 'default_arch', 'resolve_arch', 'offline_weights', 'load_state', 'read_weights', 'regression_head',
            'ProbMSELoss', 'threshold_accuracy', 'smoke_or_offline', 'WeightsError', 'hub_weights', 'make_learner',
            'show_lr_find', 'rng_state', 'set_rng_state', 'EpochCheckpoint', 'clean_checkpoints', 'checkpoints',
-           'best_epoch', 'prune_checkpoints', 'load_checkpoint', 'fit_checkpointed', 'fine_tune_checkpointed',
-           'last_epoch', 'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported', 'check_export']
+           'best_epoch', 'last_epoch', 'prune_checkpoints', 'load_checkpoint', 'GpuMemoryError', 'fit_checkpointed',
+           'fine_tune_checkpointed', 'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported', 'check_export']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
     "Seed Python, NumPy and torch (and `dls`' own shuffling `rng`) so one number controls the run."
-    _fastai_set_seed(seed, reproducible=True)
+    from lib.run import RUN
+    _fastai_set_seed(seed, reproducible=True); RUN['seed'] = seed
     for i, dl in enumerate(getattr(dls, 'loaders', [])): dl.rng = random.Random(seed + i)
     return seed
 
@@ -195,34 +196,49 @@ def set_rng_state(st, dl=None):
 # %% ../nbs/01_train.ipynb #41cf8e73
 KEEP = ('best+last', 'all')
 
+def _atomic(save, fn) -> None:
+    "Write file `fn` by `save(tmp)` and a rename: a session lost mid-write leaves no half-written file under the real name."
+    fn = Path(fn); tmp = fn.with_name(fn.name + '.part')
+    save(tmp); os.replace(tmp, fn)
+
 class EpochCheckpoint(Callback):
-    "Save model, optimizer and random states as `{fname}_{epoch}` after every trained epoch; `keep='best+last'` prunes older `.pth` files."
+    "Save model, optimizer, random states and the epoch's history as `{fname}_{epoch}` after every trained epoch; `keep='best+last'` prunes older `.pth` files."
     order = Recorder.order + 1  # after the Recorder has the epoch's values, before anything that cancels the fit
-    def __init__(self, fname='model', monitor='valid_loss', start_epoch=0, restore=None, keep='best+last'):
+    def __init__(self, fname='model', monitor='valid_loss', start_epoch=0, restore=None, keep='best+last', recipe=None):
         if keep not in KEEP: raise ValueError(f'keep must be one of {KEEP}, not {keep!r}')
         store_attr()
     def before_fit(self):
         names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
         if self.monitor not in names: raise ValueError(f'monitor {self.monitor!r} is not one of {list(names)}')
-        self.idx = list(names).index(self.monitor)
+        self.idx, self.n0 = list(names).index(self.monitor), 0
+    def before_epoch(self): self.t0 = time.time()
     def before_train(self):
         if self.restore is not None and self.epoch == self.start_epoch:
-            set_rng_state(self.restore, self.dls.train); self.restore = None
+            st = self.restore
+            set_rng_state(st.get('rng', st), self.dls.train)
+            if st.get('scaler') and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(st['scaler'])  # mixed precision's loss scale
+            self.restore = None
     def after_epoch(self):
         if self.epoch < self.start_epoch: return  # skipped by `start_epoch`: keep the old files
-        value = float(self.recorder.values[-1][self.idx])
-        fn = f'{self.fname}_{self.epoch}'
-        self.learn.save(fn, with_opt=True)
-        torch.save(dict(epoch=self.epoch, monitor=self.monitor, value=value, n_epoch=self.n_epoch,
-                        rng=rng_state(self.dls.train), frozen_idx=self.opt.frozen_idx, n_groups=len(self.opt.param_lists)),
-                   self._state_path(fn))
+        rec, fn = self.recorder, f'{self.fname}_{self.epoch}'
+        (self.path/self.model_dir).mkdir(parents=True, exist_ok=True)
+        _atomic(lambda f: save_model(f, self.model, self.opt, with_opt=True), self.path/self.model_dir/f'{fn}.pth')
+        scaler = getattr(self.learn, 'scaler', None)
+        history = dict(values=[float(v) if v is not None else float('nan') for v in rec.values[-1]],
+                       losses=[float(v) for v in rec.losses[self.n0:]], lrs=list(rec.lrs[self.n0:]))
+        self.n0 = len(rec.losses)
+        st = dict(epoch=self.epoch, monitor=self.monitor, value=float(rec.values[-1][self.idx]), n_epoch=self.n_epoch,
+                  rng=rng_state(self.dls.train), frozen_idx=self.opt.frozen_idx, n_groups=len(self.opt.param_lists),
+                  recipe=self.recipe, bs=self.dls.train.bs, seconds=time.time() - self.t0, history=history,
+                  scaler=scaler.state_dict() if scaler is not None else None)
+        _atomic(lambda f: torch.save(st, f), self._state_path(fn))
         if self.keep == 'best+last': prune_checkpoints(self.learn, self.fname, upto=self.epoch)
     def _state_path(self, fn): return self.path/self.model_dir/f'{fn}.state'
 
 # %% ../nbs/01_train.ipynb #44f671ba
 def clean_checkpoints(folder) -> int:
-    "Delete every checkpoint (`.pth` weights and `.state` files) in `folder`, keeping exported `.pkl` models; print and return the bytes freed."
-    files = [f for f in Path(folder).glob('*') if f.suffix in ('.pth', '.state')]
+    "Delete every checkpoint (`.pth` weights, `.state` and `.done` files) in `folder`, keeping exported `.pkl` models; print and return the bytes freed."
+    files = [f for f in Path(folder).glob('*') if f.suffix in ('.pth', '.state', '.done', '.part')]
     size = sum(f.stat().st_size for f in files)
     for f in files: f.unlink()
     print(f'deleted {len(files)} checkpoint files ({size/1e6:,.0f} MB); kept {[f.name for f in Path(folder).glob("*.pkl")] or "no exported model"}')
@@ -249,6 +265,12 @@ def best_epoch(learn, name='model'):
     if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}')
     return _best(df)
 
+def last_epoch(learn, name='model'):
+    "The last epoch that has a checkpoint of run `name`."
+    df = checkpoints(learn, name)
+    if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}: nothing to resume')
+    return int(df.epoch.max())
+
 def prune_checkpoints(learn, name='model', upto=None):
     "Delete the `.pth` of every epoch of run `name` up to `upto` (default: all) except the best and the last; return the deleted names."
     df = checkpoints(learn, name)
@@ -261,7 +283,7 @@ def prune_checkpoints(learn, name='model', upto=None):
     return gone
 
 def load_checkpoint(learn, name, epoch, with_rng=False):
-    "Load model and optimizer of `{name}_{epoch}` and freeze the layer groups its run had frozen; return its random states if `with_rng`."
+    "Load model and optimizer of `{name}_{epoch}` and freeze the layer groups its run had frozen; return its saved state (random states, batch size...) if `with_rng`."
     if not (learn.path/learn.model_dir/f'{name}_{epoch}.pth').exists():
         df = checkpoints(learn, name)
         raise FileNotFoundError(f'checkpoint {name}_{epoch} has no weights (pruned, or never saved); '
@@ -273,28 +295,155 @@ def load_checkpoint(learn, name, epoch, with_rng=False):
             raise ValueError(f"checkpoint {name}_{epoch} has {st['n_groups']} layer groups, this learner {len(learn.opt.param_lists)}: another architecture?")
         learn.freeze_to(st['frozen_idx'])
     learn.load(f'{name}_{epoch}', with_opt=True)
-    if with_rng: return st['rng']
+    if with_rng: return st
 
 # %% ../nbs/01_train.ipynb #b66df3a1
 def _remove_checkpoints(learn, name) -> int:
-    "Delete every `{name}_<epoch>` checkpoint (.pth and .state) of run `name`; return how many files went."
+    "Delete every `{name}_<epoch>` checkpoint (.pth and .state) and the `.done` marker of run `name`; return how many files went."
     d, n = learn.path/learn.model_dir, 0
-    for p in list(d.glob(f'{name}_*.pth')) + list(d.glob(f'{name}_*.state')):
-        if re.fullmatch(rf'{re.escape(name)}_\d+', p.stem): p.unlink(); n += 1
+    for p in list(d.glob(f'{name}_*.pth')) + list(d.glob(f'{name}_*.state')) + list(d.glob(f'{name}.done')):
+        if re.fullmatch(rf'{re.escape(name)}(_\d+)?', p.stem): p.unlink(); n += 1
     return n
 
-def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_loss', load_best=True,
-                     start_epoch=0, restore=None, cbs=None, keep='best+last', **kw):
-    "`fit_one_cycle` with a checkpoint every epoch (`keep`: 'best+last' or 'all'); reports the best epoch, loads it if `load_best`, returns it."
-    if start_epoch == 0 and (old := _remove_checkpoints(learn, name)):
-        print(f'removed {old} checkpoint files of an earlier run named {name!r}: a fresh run starts clean')
-    cb = EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep)
-    learn.fit_one_cycle(n_epoch, lr_max, cbs=[cb] + L(cbs), start_epoch=start_epoch, **kw)
-    best = best_epoch(learn, name)
+def _recipe(learn, n_epoch, lr_max) -> dict:
+    "What must match for checkpoints to belong to this run: epochs, learning rates, training images, parameters."
+    return dict(n_epoch=n_epoch, lr=repr(lr_max), n_train=len(learn.dls.train_ds), n_params=sum(p.numel() for p in learn.model.parameters()))
+
+def _states(learn, name) -> list:
+    "The saved `.state` dicts of run `name`, by epoch."
+    return [torch.load(learn.path/learn.model_dir/f'{f}.state', weights_only=False) for f in checkpoints(learn, name).file]
+
+def _set_history(learn, name) -> None:
+    "Rebuild the Recorder's losses, learning rates and per-epoch values from the checkpoints (a resumed fit records only its own epochs)."
+    sts, rec = [s for s in _states(learn, name) if 'history' in s], learn.recorder
+    if not sts: return
+    rec.values = [s['history']['values'] for s in sts]
+    rec.losses = [l for s in sts for l in s['history']['losses']]
+    rec.lrs = [l for s in sts for l in s['history']['lrs']]
+    rec.iters = np.cumsum([len(s['history']['losses']) for s in sts]).tolist()
+
+# %% ../nbs/01_train.ipynb #c65c4e8f
+class GpuMemoryError(RuntimeError):
+    "CUDA ran out of memory even at batch size 1."
+
+def _cuda_oom(e) -> bool:
+    "Is `e` CUDA running out of memory?"
+    return isinstance(e, torch.cuda.OutOfMemoryError) or 'CUDA out of memory' in str(e)
+
+def _set_bs(learn, bs) -> None:
+    "Give `learn`'s training and validation DataLoaders batch size `bs`, keeping the training shuffling state."
+    for i, dl in enumerate(learn.dls.loaders[:2]):
+        new = dl.new(bs=bs); new.rng = dl.rng; learn.dls.loaders[i] = new
+
+def _scale_lr(lr, f):
+    "Learning rate `lr` (a number or a slice of them) times `f`."
+    return slice(lr.start*f if lr.start else lr.start, lr.stop*f) if isinstance(lr, slice) else lr*f
+
+def _halve_batch(learn, lr_max, e):
+    "After CUDA ran out of memory: free it, halve the batch size and the learning rate (linear scaling), say so; return the new rate."
+    bs = learn.dls.train.bs
+    if bs <= 1: raise GpuMemoryError(f"CUDA ran out of GPU memory even at batch size 1 ({e}): this model does not fit this GPU. Choose a smaller "
+                                     f"image size or architecture, free the memory other notebooks hold (restart their kernels), or use a GPU with more memory") from e
+    for k in ('xb', 'yb', 'pred', 'loss', 'loss_grad'): setattr(learn, k, None)
+    gc.collect()
+    if torch.cuda.is_available(): torch.cuda.empty_cache()
+    new, lr = bs//2, _scale_lr(lr_max, 0.5)
+    _set_bs(learn, new)
+    print(f"CUDA ran out of GPU memory at batch size {bs}: halving it to {new}, and the learning rate with it ({lr_max} → {lr}, "
+          f"the linear scaling rule); continuing")
+    return lr
+
+def _snapshot(learn) -> dict:
+    "A copy (on the CPU) of the model, the optimizer and the random states: where a stage restarts after running out of memory."
+    cpu = lambda sd: {k: v.detach().to('cpu', copy=True) if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
+    import copy
+    return dict(model=cpu(learn.model.state_dict()), opt=copy.deepcopy(learn.opt.state_dict()) if learn.opt else None,
+                frozen_idx=learn.opt.frozen_idx if learn.opt else None, rng=rng_state(learn.dls.train))
+
+def _back_to(learn, snap) -> None:
+    "Restore a `_snapshot`."
+    learn.model.load_state_dict(snap['model'])
+    if snap['opt'] is None: learn.opt = None
+    else: learn.freeze_to(snap['frozen_idx']); learn.opt.load_state_dict(snap['opt'])
+    set_rng_state(snap['rng'], learn.dls.train)
+
+# %% ../nbs/01_train.ipynb #49469e6f
+def _finished(learn, name, recipe) -> dict | None:
+    "The `.done` marker of run `name` when it finished with this recipe."
+    fn = learn.path/learn.model_dir/f'{name}.done'
+    if not fn.exists(): return None
+    done = torch.load(fn, weights_only=False)
+    return done if done['recipe'] == recipe else None
+
+def _resumable(learn, name, recipe) -> int | None:
+    "The last epoch with weights of an unfinished run `name` of this recipe, or None."
     df = checkpoints(learn, name)
-    print(f'best epoch {best}: {monitor} {df.value[df.epoch == best].item():.4f} (checkpoint {name}_{best})')
+    if not len(df) or not df.weights.iloc[-1]: return None
+    st = torch.load(learn.path/learn.model_dir/f'{df.file.iloc[-1]}.state', weights_only=False)
+    return int(df.epoch.iloc[-1]) if st.get('recipe') == recipe else None
+
+def _record(learn, name, n_epoch, kept, how) -> None:
+    "Put stage `name` on the run record (lib.run.RUN): epochs, batch size, wall time, kept epoch, weights digest."
+    from lib.run import RUN, weights_digest
+    secs = sum(s.get('seconds', 0) for s in _states(learn, name))
+    RUN.stage(name, epochs=n_epoch, bs=learn.dls.train.bs, seconds=round(secs, 1), kept_epoch=kept, kept=how, weights=weights_digest(learn.model))
+
+def _finish(learn, name, recipe, kept, how) -> None:
+    "Mark run `name` finished (kept epoch, random states now, batch size) and record it."
+    _atomic(lambda f: torch.save(dict(recipe=recipe, kept=kept, how=how, rng=rng_state(learn.dls.train), bs=learn.dls.train.bs), f),
+            learn.path/learn.model_dir/f'{name}.done')
+    _record(learn, name, recipe['n_epoch'], kept, how)
+
+def _load_finished(learn, name, done) -> int:
+    "Load the kept epoch of a run that finished in an earlier session, as the finished run left the learner."
+    load_checkpoint(learn, name, done['kept'])
+    if done['bs'] != learn.dls.train.bs: _set_bs(learn, done['bs'])
+    _set_history(learn, name); set_rng_state(done['rng'], learn.dls.train)
+    mins = sum(s.get('seconds', 0) for s in _states(learn, name))/60
+    print(f"{name}: finished in an earlier session ({done['recipe']['n_epoch']} epochs, {mins:.0f} min); "
+          f"loaded its kept epoch {done['kept']} ({done['how']}) instead of training again")
+    _record(learn, name, done['recipe']['n_epoch'], done['kept'], done['how'])
+    return done['kept']
+
+def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_loss', load_best=False,
+                     start_epoch=0, restore=None, cbs=None, keep='best+last', resume=True, recipe=None, **kw):
+    "`fit_one_cycle` with a checkpoint every epoch: a rerun continues (or loads) a run of the same recipe unless `resume=False`; CUDA out of memory halves the batch. Keeps and returns the last epoch (the best `monitor` if `load_best`)."
+    lr_max, recipe = ifnone(lr_max, learn.lr), recipe or _recipe(learn, n_epoch, ifnone(lr_max, learn.lr))
+    if start_epoch == 0:
+        if resume and (done := _finished(learn, name, recipe)): return _load_finished(learn, name, done)
+        last = _resumable(learn, name, recipe) if resume else None
+        if last is not None and last < n_epoch - 1:
+            return resume_fit(learn, n_epoch, lr_max, name, from_epoch=last, monitor=monitor, load_best=load_best, cbs=cbs, keep=keep, recipe=recipe, **kw)
+        if last is not None: restore = load_checkpoint(learn, name, last, with_rng=True); set_rng_state(restore['rng'], learn.dls.train)  # all epochs ran; no marker yet
+        elif (old := _remove_checkpoints(learn, name)):
+            print(f"removed {old} checkpoint files of an earlier run named {name!r} ({'another recipe' if resume else 'resume=False'}): a fresh run starts clean")
+    if _last_or_none(learn, name) != n_epoch - 1:
+        snap = _snapshot(learn)
+        while True:
+            cb = EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep, recipe=recipe)
+            try: learn.fit_one_cycle(n_epoch, lr_max, cbs=[cb] + L(cbs), start_epoch=start_epoch, **kw); break
+            except Exception as e:
+                if not _cuda_oom(e): raise
+                lr_max = _halve_batch(learn, lr_max, e)
+                if len(checkpoints(learn, name)):
+                    start_epoch = last_epoch(learn, name) + 1; restore = load_checkpoint(learn, name, start_epoch - 1, with_rng=True)
+                    print(f'continuing {name} from checkpoint {name}_{start_epoch - 1}')
+                else: _back_to(learn, snap); start_epoch, restore = 0, None
+        if start_epoch: _set_history(learn, name)
+    last = last_epoch(learn, name)
+    if last < n_epoch - 1: print(f'{name}: stopped after epoch {last} of {n_epoch}; run it again to continue'); return last
+    best, df = best_epoch(learn, name), checkpoints(learn, name)
+    kept, how = (best, f'best {monitor}') if load_best else (last, 'the last epoch')
     if load_best: learn.load(f'{name}_{best}', with_opt=True)
-    return best
+    print(f'kept epoch {kept} ({how}): {monitor} {df.value[df.epoch == kept].item():.4f}' +
+          (f'; the best {monitor} was epoch {best}: {df.value[df.epoch == best].item():.4f}' if best != kept else ''))
+    _finish(learn, name, recipe, kept, how)
+    return kept
+
+def _last_or_none(learn, name) -> int | None:
+    "The last epoch with a checkpoint of run `name`, or None."
+    df = checkpoints(learn, name)
+    return int(df.epoch.max()) if len(df) else None
 
 # %% ../nbs/01_train.ipynb #57b8e02b
 def fine_tune_checkpointed(learn, epochs, lr, freeze_epochs=1, lr_mult=100, name='model', **kw):
@@ -305,19 +454,18 @@ def fine_tune_checkpointed(learn, epochs, lr, freeze_epochs=1, lr_mult=100, name
     return fit_checkpointed(learn, epochs, slice(lr / lr_mult, lr), name=name, **kw)
 
 # %% ../nbs/01_train.ipynb #13a2da54
-def last_epoch(learn, name='model'):
-    "The last epoch that has a checkpoint of run `name`."
-    df = checkpoints(learn, name)
-    if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}: nothing to resume')
-    return int(df.epoch.max())
-
 def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw):
-    "Resume an interrupted `fit_checkpointed` run from checkpoint `from_epoch` (default: the last one)."
+    "Resume an interrupted `fit_checkpointed` run from checkpoint `from_epoch` (default: the last one): its weights, optimizer, freezing, batch size and random states."
     from_epoch = ifnone(from_epoch, last_epoch(learn, name))
     if from_epoch + 1 >= n_epoch: raise ValueError(f'checkpoint {name}_{from_epoch} is already the last epoch of {n_epoch}')
+    lr_max = ifnone(lr_max, learn.lr); kw.setdefault('recipe', _recipe(learn, n_epoch, lr_max))
     st = load_checkpoint(learn, name, from_epoch, with_rng=True)
-    n = len(learn.opt.param_lists)
-    print(f'resuming {name} at epoch {from_epoch + 1} of {n_epoch} from checkpoint {name}_{from_epoch} '
+    if st.get('bs', learn.dls.train.bs) != learn.dls.train.bs:   # it had run out of GPU memory and halved the batch
+        lr_max = _scale_lr(lr_max, st['bs']/learn.dls.train.bs); _set_bs(learn, st['bs'])
+    n, secs = len(learn.opt.param_lists), [s['seconds'] for s in _states(learn, name) if s['epoch'] <= from_epoch and 'seconds' in s]
+    left = n_epoch - from_epoch - 1
+    eta = f', about {np.mean(secs)*left/60:.0f} min at {np.mean(secs)/60:.1f} min per epoch so far' if secs else ''
+    print(f'resuming {name} at epoch {from_epoch + 1} of {n_epoch} from checkpoint {name}_{from_epoch}: {left} epochs remain{eta} '
           f'({n - learn.opt.frozen_idx} of {n} layer groups trainable, as saved)')
     return fit_checkpointed(learn, n_epoch, lr_max, name, start_epoch=from_epoch + 1, restore=st, **kw)
 

@@ -18,6 +18,10 @@ results/; the executed notebooks are left in it, and a summary table is printed 
 
     python tools/rehearse.py                      # all five case studies
     python tools/rehearse.py 10_malaria 14_actin_cells
+
+Each notebook runs through tools/reproduce.py (`make reproduce`), and its results must carry their provenance,
+marked as a rehearsal. For malaria it also rehearses a lost session: the run is killed right after its first
+checkpoint, run again, and must end with the uninterrupted run's weights in every stage.
 """
 import argparse, gzip, hashlib, io, json, os, re, shutil, sys, threading, time, zipfile
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
@@ -143,16 +147,58 @@ def rehearsal_env(work: Path, url: str) -> dict:
                       OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '2'))
 
 def check_case(nb_name: str, work: Path) -> list:
-    "What must hold after a full run of notebook `nb_name`, on a GPU too: full-mode results saved, checkpoints cleaned up."
+    "What must hold after a full run of notebook `nb_name`, on a GPU too: full-mode results with provenance, checkpoints cleaned up."
     from lib.evaluate import Report
+    from tools.reproduce import provenance_problems
     case = nb_name.split('_')[1]
     problems, results = [], sorted((work/'results').glob(f'{case}_full_*.json'))
     if not results: problems.append(f'{nb_name}: no results/{case}_full_*.json was written')
     for fn in results:
         rep = Report.load(fn)
         if (rep.case, rep.mode) != (case, 'full') or not rep.n: problems.append(f'{fn.name}: case {rep.case}, mode {rep.mode}, n {rep.n}')
-    left = [f.name for f in (work/'models').glob(f'{case}-full/*') if f.suffix in ('.pth', '.state')]
+        if not rep.provenance.get('rehearsal') or rep.provenance.get('data', {}).get(case) != 'stand-ins':
+            problems.append(f"{fn.name}: a rehearsal's results must say so (rehearsal: {rep.provenance.get('rehearsal')}, data: {rep.provenance.get('data')})")
+    problems += provenance_problems(work/'results', case) if results else []
+    left = [f.name for f in (work/'models').glob(f'{case}-full/*') if f.suffix in ('.pth', '.state', '.done', '.part')]
     if left: problems.append(f'{nb_name}: checkpoints left behind: {left[:5]}')
+    return problems
+
+def _descendants(pid: int) -> list:
+    "Process ids of every descendant of `pid` (Linux /proc)."
+    kids = {}
+    for st in Path('/proc').glob('[0-9]*/stat'):
+        try: f = st.read_text().rsplit(')', 1)[1].split(); kids.setdefault(int(f[1]), []).append(int(st.parent.name))
+        except (OSError, IndexError, ValueError): pass
+    out, todo = [], [pid]
+    while todo: p = todo.pop(); out += kids.get(p, []); todo += kids.get(p, [])
+    return out
+
+def resume_check(work: Path) -> list:
+    """A session lost mid-stage: kill a full-mode malaria run (its kernel too) right after its first checkpoint, run it again,
+    and compare every stage's final weights (their digests in the results' provenance) with the uninterrupted run's."""
+    import signal, subprocess
+    from lib.evaluate import Report
+    w2 = work/'resume'
+    shutil.rmtree(w2, ignore_errors=True)
+    env = {**os.environ, 'MEDCASES_MODELS_DIR': str(w2/'models'), 'MEDCASES_RESULTS_DIR': str(w2/'results')}
+    cmd = [sys.executable, str(ROOT/'tools'/'reproduce.py'), 'malaria', '--out', str(w2/'notebooks')]
+    ckpt = w2/'models'/'malaria-full'
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not (ckpt/'malaria-stage1_0.state').exists() and p.poll() is None: time.sleep(0.02)
+    for pid in _descendants(p.pid) + [p.pid]:
+        try: os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError: pass
+    p.wait()
+    problems = []
+    if (ckpt/'malaria-stage1.done').exists(): problems.append('resume check: the kill came after stage 1 had finished, not mid-stage')
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode: return problems + [f'resume check: the rerun failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}']
+    said = (w2/'notebooks'/'10_malaria.ipynb').read_text()
+    if 'resuming malaria-stage1 at epoch 1 of 2 from checkpoint malaria-stage1_0' not in said: problems.append('resume check: the rerun did not say where it resumed')
+    a, b = (Report.load(d/'malaria_full_grouped.json').provenance['stages'] for d in (work/'results', w2/'results'))
+    differ = [k for k in a if a[k].get('weights') != b.get(k, {}).get('weights')]
+    if differ or set(a) != set(b): problems.append(f'resume check: final weights differ from the uninterrupted run in {differ or set(a) ^ set(b)}')
+    else: print(f'rehearse: resume check: killed mid-stage, rerun, and all {len(a)} stages end with the uninterrupted run\'s weights', flush=True)
     return problems
 
 def main():
@@ -172,15 +218,15 @@ def main():
     url = f'http://127.0.0.1:{srv.server_address[1]}'
     kaggle_endpoint_startup(work/'ipython', url)
     os.environ.clear(); os.environ.update(rehearsal_env(work, url))
-    from tools.run_notebook import run_notebook
-    from nbclient.exceptions import CellExecutionError
+    from tools.reproduce import reproduce
     print(f'rehearse: ready in {time.time() - t0:.0f} s; notebooks run in full mode with MEDCASES_REHEARSAL=1', flush=True)
     rows, failed = [], []
     for c in cases:
         t = time.time(); print(f'rehearse: {c} …', flush=True)
-        try: run_notebook(ROOT/'nbs'/f'{c}.ipynb', work/'notebooks'); ok = 'ok'
-        except CellExecutionError as e: ok = 'FAILED'; failed.append(c); print(re.sub(r'\x1b\[[0-9;]*m', '', str(e))[-3000:], file=sys.stderr)
-        if ok == 'ok' and (problems := check_case(c, work)): ok = 'FAILED'; failed.append(c); print('\n'.join(problems), file=sys.stderr)
+        ok = 'ok' if reproduce(c.split('_')[1], work/'notebooks') == 0 else 'FAILED'   # `make reproduce`'s own runner
+        if ok == 'ok' and (problems := check_case(c, work)): ok = 'FAILED'; print('\n'.join(problems), file=sys.stderr)
+        if ok == 'ok' and c == '10_malaria' and (problems := resume_check(work)): ok = 'FAILED'; print('\n'.join(problems), file=sys.stderr)
+        if ok != 'ok': failed.append(c)
         rows.append((c, ok, time.time() - t)); print(f'rehearse: {c} {ok} in {time.time() - t:.0f} s', flush=True)
     srv.shutdown()
     print('\n| notebook | result | seconds |\n|---|---|---|')
