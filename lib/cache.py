@@ -405,6 +405,7 @@ class _TensorDL(TfmdDL):
         pixels, pos, y = plan
         for idx in self.chunkify(samps):
             idx = np.asarray(idx, np.int64)
-            if self.shuffle: idx = idx[np.argsort(pos[idx], kind='stable')]   # read in file order
-            x = TensorImage(torch.from_numpy(pixels[pos[idx]]).permute(0, 3, 1, 2))   # (B, 3, H, W) uint8
+            p = pos[idx]; o = np.argsort(p, kind='stable')
+            a = np.empty((len(idx), *pixels.shape[1:]), pixels.dtype); a[o] = pixels[p[o]]   # read in file order, keep the batch's order
+            x = TensorImage(torch.from_numpy(a).permute(0, 3, 1, 2))   # (B, 3, H, W) uint8
             yield (x,) if y is None else (x, y[torch.from_numpy(idx)])
