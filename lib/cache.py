@@ -96,7 +96,9 @@ def _partials(dest: Path) -> list:
 # %% ../nbs/03_cache.ipynb #f6ad7330
 def _progress(it, n, progress):
     "`it` wrapped in a fastprogress bar if `progress` (default: more than 5,000 images and not under test/CI)."
-    if progress is None: progress = n > 5000 and not any(os.environ.get(k) for k in ('IN_TEST', 'CI'))
+    if progress is None:
+        from lib.data import _progress_on
+        progress = n > 5000 and _progress_on()   # bars off under the tests and CI, as for downloads
     if not progress: return it
     from fastprogress.fastprogress import progress_bar
     return progress_bar(it, total=n, leave=False)

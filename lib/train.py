@@ -102,14 +102,9 @@ def _body_model(learn):
     return getattr(body, 'model', body)
 
 def smoke_or_offline():
-    "True in smoke mode or when nothing may touch the network (`lib.data.get_mode`, else its env variables)."
-    try:
-        from lib.data import get_mode
-        m = get_mode(); return m.name == 'smoke' or bool(m.offline)
-    except (ImportError, AttributeError):
-        env = os.environ
-        if any(env.get(k) for k in ('IN_TEST', 'CI', 'MEDCASES_OFFLINE', 'HF_HUB_OFFLINE')): return True
-        return env.get('MEDCASES_MODE', 'full' if torch.cuda.is_available() else 'smoke') == 'smoke'
+    "True in smoke mode or when nothing may touch the network (`lib.data.get_mode`, the one place that reads those switches)."
+    from lib.data import get_mode
+    m = get_mode(); return m.name == 'smoke' or bool(m.offline)
 
 class WeightsError(RuntimeError):
     "Pretrained weights could not be loaded: not on this machine and not downloadable."
