@@ -137,6 +137,7 @@ def measure(r, warmup, steps, work) -> dict:
     "Figures of recipe `r`: training and validation images/s, peak GPU memory, minutes per epoch on the real data."
     from lib.data import DATASETS
     from lib.train import make_learner
+    from lib.run import device, peak_gpu_gb   # the units and names the preflight reads back
     n_train = r['bs'] * (warmup + steps + 1)
     src = make_standins(r['case'], int(n_train / 0.8) + 1, r['standin'], Path(work)/'data')
     dls = make_dls(r, src, work)
@@ -153,9 +154,9 @@ def measure(r, warmup, steps, work) -> dict:
     n = DATASETS[r['case']].n_images
     return dict(case=r['case'], stage=r['stage'], arch=r['arch'], size=r['size'], bs=r['bs'], frozen=r['frozen'], data=r['data'],
                 img_per_s=round(train_ips, 1), valid_img_per_s=round(valid_ips, 1),
-                peak_gpu_gb=round(torch.cuda.max_memory_allocated()/2**30, 2) if cuda else None,
+                peak_gpu_gb=peak_gpu_gb(),
                 epoch_min_real=round((0.8*n/train_ips + 0.2*n/valid_ips)/60, 2), n_real=n,
-                gpu=torch.cuda.get_device_name() if cuda else 'none (CPU)', date=time.strftime('%Y-%m-%d'),
+                gpu=device()['name'] if cuda else 'none (CPU)', date=time.strftime('%Y-%m-%d'),
                 torch=torch.__version__, standin_px=r['standin'], tiny=r['size'] == 32 and r['bs'] == 4)
 
 

@@ -17,7 +17,7 @@ __all__ = ['KEEP', 'set_seed', 'default_arch', 'resolve_arch', 'offline_weights'
            'ProbMSELoss', 'threshold_accuracy', 'smoke_or_offline', 'WeightsError', 'hub_weights', 'make_learner',
            'show_lr_find', 'rng_state', 'set_rng_state', 'EpochCheckpoint', 'clean_checkpoints', 'checkpoints',
            'best_epoch', 'last_epoch', 'prune_checkpoints', 'load_checkpoint', 'GpuMemoryError', 'fit_checkpointed',
-           'fine_tune_checkpointed', 'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported', 'check_export']
+           'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported', 'check_export']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
@@ -439,14 +439,6 @@ def _last_or_none(learn, name) -> int | None:
     "The last epoch with a checkpoint of run `name`, or None."
     df = checkpoints(learn, name)
     return int(df.epoch.max()) if len(df) else None
-
-# %% ../nbs/01_train.ipynb #57b8e02b
-def fine_tune_checkpointed(learn, epochs, lr, freeze_epochs=1, lr_mult=100, name='model', **kw):
-    "The articles' recipe: frozen `fit_one_cycle`, then unfrozen with discriminative lrs `slice(lr/lr_mult, lr)`."
-    learn.freeze()
-    fit_checkpointed(learn, freeze_epochs, lr, name=f'{name}-frozen', **kw)
-    learn.unfreeze()
-    return fit_checkpointed(learn, epochs, slice(lr / lr_mult, lr), name=name, **kw)
 
 # %% ../nbs/01_train.ipynb #13a2da54
 def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw):
