@@ -5,9 +5,9 @@ Same machine, same run, same images, same split, same transforms: only where the
 is formed differ.
 
 - `raw TIFFs`: lib.data.case_dls, each tile opened and decoded every epoch, then fastai's per-item pipeline.
-- `cache`: lib.cache.cache_dls, the pixels read from the image cache, but still fastai's per-item pipeline
+- `cache`: lib.data.case_dls on the cache: the pixels read from the image cache, but still fastai's per-item pipeline
   (a PILImage per tile, item Resize, ToTensor, collation image by image).
-- `tensor cache`: lib.cache.cache_dls(..., tensor=True), each batch one index into the cache's memory map, the
+- `tensor cache`: lib.data.case_dls(name, df, cache, tensor=True), each batch one index into the cache's memory map, the
   Resize and the augmentation run per batch (on the GPU when there is one).
 
 It prints images/second through the training DataLoader for two transform settings, each the same for all three:
@@ -63,17 +63,16 @@ SOURCES = ('raw TIFFs', 'cache', 'tensor cache')
 def make_dls(df, src, cache, size, bs, workers, augment):
     "The three DataLoaders of one transform setting."
     from lib.data import case_dls
-    from lib.cache import cache_dls
     kw = dict(size=size, bs=bs, **({} if augment else dict(batch_tfms=[])))
     return {'raw TIFFs': case_dls('pcam', df, src, num_workers=workers, **kw),
-            'cache': cache_dls('pcam', df, cache, num_workers=workers, **kw),
-            'tensor cache': cache_dls('pcam', df, cache, tensor=True, **kw)}
+            'cache': case_dls('pcam', df, cache, num_workers=workers, **kw),
+            'tensor cache': case_dls('pcam', df, cache, tensor=True, **kw)}
 
 
 def main(a) -> dict:
     "Run the benchmark, print its table; return {setting: {source: images/s}} and the speed-ups."
     from lib.data import get_items, random_split
-    from lib.cache import build_cache
+    from lib.cache import _build_cache
     from lib.synthetic import make_pcam
     if a.threads: torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix='bench_cache_')
@@ -83,7 +82,7 @@ def main(a) -> dict:
         sizes = [os.path.getsize(os.path.join(src, p)) for p in df.path]
         for p in df.path: open(os.path.join(src, p), 'rb').read()   # warm the page cache for the raw files too
         t0 = time.perf_counter()
-        cache = build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
+        cache = _build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
         t_build = time.perf_counter() - t0
         int(np.asarray(cache.pixels[::4096]).sum())   # map every page of the cache once, as the raw files were read once
         n_batches = min(a.batches, int((~df.is_valid).sum()) // a.bs - 1)

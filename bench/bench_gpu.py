@@ -3,7 +3,7 @@
 
 For every case and stage of the full recipes (architectures, sizes and batch sizes of the KNOBS cells of
 nbs/1*_*.ipynb), it writes synthetic stand-ins at the real images' size, builds the DataLoaders the case study
-uses (PCam and IDC: the image cache's tensor path, lib.cache.cache_dls(tensor=True); the others: the files,
+uses (PCam and IDC: the image cache's tensor path, lib.data.case_dls(..., cache, tensor=True); the others: the files,
 lib.data.case_dls), a learner as lib.train.make_learner makes it (mixed precision on CUDA; random weights: the
 machine may be offline), and times `--steps` training batches after `--warmup` untimed ones, then the validation
 pass. Per epoch on the real data set: 80% of its images at the training rate plus 20% at the validation rate.
@@ -107,13 +107,13 @@ def make_standins(case, n, px, dest) -> Path:
 def make_dls(r, src, work):
     "The DataLoaders the case study builds for recipe `r` from stand-ins in `src`."
     from lib.data import get_items, random_split, case_dls
-    from lib.cache import get_cache, cache_dls
+    from lib.cache import get_cache
     df = random_split(get_items(r['case'], src), valid_pct=0.2, seed=42)
     if r['data'] == 'files': return case_dls(r['case'], df, src, size=r['size'], bs=r['bs'])
     kw = dict(size=50, method='pad', fill=255) if r['case'] == 'idc' else {}
     with contextlib.redirect_stdout(open(os.devnull, 'w')):
         cache = get_cache(df.path, Path(work)/'cache', root=src, **kw)
-    return cache_dls(r['case'], df, cache, size=r['size'], bs=r['bs'], tensor=True)
+    return case_dls(r['case'], df, cache, size=r['size'], bs=r['bs'], tensor=True)
 
 
 def make_timer(warmup):
@@ -137,7 +137,7 @@ def measure(r, warmup, steps, work) -> dict:
     "Figures of recipe `r`: training and validation images/s, peak GPU memory, minutes per epoch on the real data."
     from lib.data import DATASETS
     from lib.train import make_learner
-    from lib.run import device, peak_gpu_gb   # the units and names the preflight reads back
+    from lib.run import device, _peak_gpu_gb   # the units and names the preflight reads back
     n_train = r['bs'] * (warmup + steps + 1)
     src = make_standins(r['case'], int(n_train / 0.8) + 1, r['standin'], Path(work)/'data')
     dls = make_dls(r, src, work)
@@ -154,7 +154,7 @@ def measure(r, warmup, steps, work) -> dict:
     n = DATASETS[r['case']].n_images
     return dict(case=r['case'], stage=r['stage'], arch=r['arch'], size=r['size'], bs=r['bs'], frozen=r['frozen'], data=r['data'],
                 img_per_s=round(train_ips, 1), valid_img_per_s=round(valid_ips, 1),
-                peak_gpu_gb=peak_gpu_gb(),
+                peak_gpu_gb=_peak_gpu_gb(),
                 epoch_min_real=round((0.8*n/train_ips + 0.2*n/valid_ips)/60, 2), n_real=n,
                 gpu=device()['name'] if cuda else 'none (CPU)', date=time.strftime('%Y-%m-%d'),
                 torch=torch.__version__, standin_px=r['standin'], tiny=r['size'] == 32 and r['bs'] == 4)

@@ -27,8 +27,8 @@ def get_args(argv=None):
 
 def tiny_model(d: Path) -> tuple[Path, Path]:
     "Export a ResNet-18 trained one epoch on synthetic malaria cells; return (export.pkl, one cell image)."
-    from lib.serve import demo_export
-    return demo_export(d, size=64, n_per_class=16), sorted(d.rglob('*.png'))[0]
+    from lib.serve import _demo_export
+    return _demo_export(d, size=64, n_per_class=16), sorted(d.rglob('*.png'))[0]
 
 def start_server(model, heatmap=True, timeout=180):
     "`python -m lib.serve model --port 0` in its own process; returns (process, base URL) once it answers."

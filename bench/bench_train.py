@@ -5,7 +5,7 @@ The bare model: the same network (lib.train.make_learner's, unfrozen), forward +
 (torch.optim.Adam) on batches already in memory, already augmented and normalised: no data pipeline, no callbacks,
 no validation. Its images/second is the ceiling.
 
-End to end: `learn.fit_one_cycle` on the tensor-cache DataLoaders of PCam-style tiles (lib.cache.cache_dls with
+End to end: `learn.fit_one_cycle` on the tensor-cache DataLoaders of PCam-style tiles (lib.data.case_dls on the cache, with
 tensor=True, the article's augmentation), images of the training set per second of the whole fit (training loop,
 batch augmentation, callbacks, validation pass). The breakdown starts from the course's learner
 (make_learner's defaults: channels-last, accuracy metric, the progress bar) and changes one thing at a time,
@@ -118,7 +118,8 @@ def main(a) -> dict:
     "Run the benchmark, print the breakdown; return the figures."
     from fastai.vision.all import OptimWrapper
     from lib.data import get_items, random_split
-    from lib.cache import build_cache, cache_dls
+    from lib.cache import _build_cache
+    from lib.data import case_dls
     from lib.synthetic import make_pcam
     from lib.train import make_learner, set_seed
     if a.threads: torch.set_num_threads(a.threads)
@@ -126,12 +127,12 @@ def main(a) -> dict:
     try:
         src = make_pcam(os.path.join(tmp, 'pcam'), n=a.n, seed=0)
         df = random_split(get_items('pcam', src), valid_pct=0.2, seed=42)
-        cache = build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
+        cache = _build_cache(df.path, os.path.join(tmp, 'cache'), root=src, progress=False)
         weights = None if a.weights == 'none' else a.weights
 
         def dls(augment=True):
             set_seed(42)
-            return cache_dls('pcam', df, cache, size=a.size, bs=a.bs, tensor=True, **({} if augment else dict(batch_tfms=[])))
+            return case_dls('pcam', df, cache, size=a.size, bs=a.bs, tensor=True, **({} if augment else dict(batch_tfms=[])))
 
         def learner(channels_last=True, metrics=None, opt_func=None, augment=True):
             set_seed(42)

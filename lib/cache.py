@@ -12,11 +12,10 @@ import numpy as np, pandas as pd
 from PIL import Image
 
 # %% auto #0
-__all__ = ['META', 'FORMAT', 'read_rgb', 'fit_image', 'source_manifest', 'manifest_changes', 'CacheError', 'IncompleteCacheError',
-           'StaleCacheError', 'build_cache', 'ImageCache', 'get_cache', 'cache_arrays', 'CacheReader', 'cache_dls']
+__all__ = ['CacheError', 'IncompleteCacheError', 'ImageCache', 'get_cache', 'cache_arrays']
 
 # %% ../nbs/03_cache.ipynb #a81c6236
-def read_rgb(path) -> np.ndarray:
+def _read_rgb(path) -> np.ndarray:
     "Decode an image file into an (H, W, 3) uint8 array, as fastai's `PILImage.create` would."
     with Image.open(path) as im: return np.asarray(im.convert('RGB'))
 
@@ -25,7 +24,7 @@ def _hw(size) -> tuple:
     "(height, width) from an int or a pair."
     return (size, size) if isinstance(size, int) else tuple(size)
 
-def fit_image(a: np.ndarray, size, method='pad', fill=0) -> np.ndarray:
+def _fit_image(a: np.ndarray, size, method='pad', fill=0) -> np.ndarray:
     "Bring (H, W, C) uint8 `a` to `size`: 'pad' (centred, crop if larger) or 'squish' (resize)."
     h, w = _hw(size)
     if a.shape[:2] == (h, w): return a
@@ -51,7 +50,7 @@ def _sha1(fn) -> str:
     "SHA-1 of a file's bytes."
     return hashlib.sha1(Path(fn).read_bytes()).hexdigest()
 
-def source_manifest(paths, root=None, hash=False) -> pd.DataFrame:
+def _source_manifest(paths, root=None, hash=False) -> pd.DataFrame:
     "Table of the source files: key (path relative to `root`), bytes, mtime_ns, and sha1 if `hash`."
     keys = [_key(p, root) for p in paths]
     st = [os.stat(_full(k, root)) for k in keys]
@@ -60,7 +59,7 @@ def source_manifest(paths, root=None, hash=False) -> pd.DataFrame:
     return df
 
 # %% ../nbs/03_cache.ipynb #487e9c8a
-def manifest_changes(old: pd.DataFrame, new: pd.DataFrame, show=3) -> list:
+def _manifest_changes(old: pd.DataFrame, new: pd.DataFrame, show=3) -> list:
     "What differs between two source manifests, as sentences (empty when they match)."
     o, n = old.set_index('key'), new.set_index('key')
     out = []
@@ -83,11 +82,11 @@ class CacheError(RuntimeError):
 class IncompleteCacheError(CacheError):
     "An image cache build did not finish (interrupted or truncated): rebuild it."
 
-class StaleCacheError(CacheError):
+class _StaleCacheError(CacheError):
     "An image cache was built from source files that have changed since: rebuild it."
 
-META = 'cache.json'   # written last: its presence with "complete": true marks a finished cache
-FORMAT = 1
+_META = 'cache.json'   # written last: its presence with "complete": true marks a finished cache
+_FORMAT = 1
 
 def _partials(dest: Path) -> list:
     "Leftover build folders of cache `dest` (from interrupted builds)."
@@ -111,7 +110,7 @@ def _write_pixels(fn, arrays, n, size, method, fill, progress) -> np.ndarray:
             if i >= n: raise ValueError(f'more than the {n} images announced')
             a = np.asarray(a)
             if a.ndim == 2: a = a[..., None]
-            if size is not None: a = fit_image(a, size, method, fill)
+            if size is not None: a = _fit_image(a, size, method, fill)
             a = np.ascontiguousarray(a, dtype=np.uint8)
             f.write(a.tobytes()); index[i] = (off, *a.shape); off += a.nbytes
         f.flush(); os.fsync(f.fileno())
@@ -145,16 +144,16 @@ def _build(arrays, keys, sources, dest, size, method, fill, hash, progress) -> '
     np.save(part/'index.npy', index)
     pd.DataFrame({'key': keys}).to_csv(part/'keys.csv', index=False)
     sources.to_csv(part/'sources.csv', index=False)
-    _write_json(part/META, dict(format=FORMAT, complete=True, n=len(keys), nbytes=int(index[-1, 0] + index[-1, 1:].prod()),
+    _write_json(part/_META, dict(format=_FORMAT, complete=True, n=len(keys), nbytes=int(index[-1, 0] + index[-1, 1:].prod()),
                                 size=None if size is None else list(_hw(size)), method=method, fill=fill, hash=hash,
                                 created=time.strftime('%Y-%m-%d %H:%M:%S'), seconds=round(time.perf_counter() - t0, 2)))
     _swap_in(part, dest)
     return ImageCache.load(dest)
 
-def build_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=False, reader=None, progress=None) -> 'ImageCache':
+def _build_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=False, reader=None, progress=None) -> 'ImageCache':
     "Decode image files `paths` (relative to `root`) once into cache folder `dest`; keys are the paths relative to `root`."
-    keys, reader = [_key(p, root) for p in paths], reader or read_rgb
-    sources = source_manifest(keys, root, hash)     # stat before reading: a file changed meanwhile shows as stale
+    keys, reader = [_key(p, root) for p in paths], reader or _read_rgb
+    sources = _source_manifest(keys, root, hash)     # stat before reading: a file changed meanwhile shows as stale
     return _build((reader(_full(k, root)) for k in keys), keys, sources, dest, size, method, fill, hash, progress)
 
 # %% ../nbs/03_cache.ipynb #6542dd27
@@ -168,14 +167,14 @@ def _check_complete(dest: Path) -> dict:
     if not dest.is_dir():
         parts = _partials(dest)
         if parts: raise IncompleteCacheError(f"the image cache {_rel(dest)} was never finished: an interrupted build left "
-                                             f"{parts[-1].name}. Rebuild it with build_cache or get_cache.")
-        raise CacheError(f"there is no image cache at {_rel(dest)}: build it with build_cache or get_cache.")
-    try: meta = json.loads((dest/META).read_text())
+                                             f"{parts[-1].name}. Rebuild it with get_cache.")
+        raise CacheError(f"there is no image cache at {_rel(dest)}: build it with get_cache.")
+    try: meta = json.loads((dest/_META).read_text())
     except (OSError, ValueError): meta = {}
     if not meta.get('complete'):
-        raise IncompleteCacheError(f"{_rel(dest)} is not a complete image cache (no completion mark in {META}): "
-                                   f"delete it and rebuild it with build_cache or get_cache.")
-    if meta.get('format') != FORMAT: raise CacheError(f"{_rel(dest)} was written by another version of lib.cache: rebuild it.")
+        raise IncompleteCacheError(f"{_rel(dest)} is not a complete image cache (no completion mark in {_META}): "
+                                   f"delete it and rebuild it with get_cache.")
+    if meta.get('format') != _FORMAT: raise CacheError(f"{_rel(dest)} was written by another version of lib.cache: rebuild it.")
     got = (dest/'pixels.u8').stat().st_size if (dest/'pixels.u8').exists() else -1
     if got != meta['nbytes']:
         raise IncompleteCacheError(f"{_rel(dest)}/pixels.u8 holds {got:,} bytes, not the {meta['nbytes']:,} its index needs "
@@ -192,13 +191,13 @@ class ImageCache:
 
     @classmethod
     def load(cls, dest, paths=None, root=None) -> 'ImageCache':
-        "Open the complete cache in `dest`; with `paths`, also refuse it if those sources changed (StaleCacheError)."
+        "Open the complete cache in `dest`; with `paths`, also refuse it if those sources changed (`_StaleCacheError`)."
         dest = Path(dest)
         meta = _check_complete(dest)
         read = lambda fn: pd.read_csv(dest/fn, dtype={'key': str}, keep_default_na=False)
         c = cls(dest, meta, np.load(dest/'index.npy'), read('keys.csv').key.tolist(), read('sources.csv'))
         if paths is not None and (why := c.stale(paths, root)):
-            raise StaleCacheError(f"the image cache {_rel(dest)} is out of date: {'; '.join(why)}. Rebuild it (get_cache does so).")
+            raise _StaleCacheError(f"the image cache {_rel(dest)} is out of date: {'; '.join(why)}. Rebuild it (get_cache does so).")
         return c
 
     @property
@@ -237,13 +236,13 @@ class ImageCache:
 
 # %% ../nbs/03_cache.ipynb #8adfcda0
 def _kill_at(k):
-    "A `read_rgb` that kills its own process (SIGKILL, no cleanup runs) at its `k`-th call: for tests."
+    "A `_read_rgb` that kills its own process (SIGKILL, no cleanup runs) at its `k`-th call: for tests."
     import signal
     n = [0]
     def reader(fn):
         n[0] += 1
         if n[0] == k: os.kill(os.getpid(), signal.SIGKILL)
-        return read_rgb(fn)
+        return _read_rgb(fn)
     return reader
 
 # %% ../nbs/03_cache.ipynb #3f65b4bd
@@ -252,7 +251,7 @@ from fastcore.basics import patch
 @patch
 def stale(self: ImageCache, paths, root=None) -> list:
     "Why this cache no longer matches source `paths` under `root` (empty list: up to date)."
-    return manifest_changes(self.sources, source_manifest(paths, root, hash=bool(self.meta.get('hash'))))
+    return _manifest_changes(self.sources, _source_manifest(paths, root, hash=bool(self.meta.get('hash'))))
 
 @patch
 def settings_differ(self: ImageCache, size=None, method='pad', fill=0) -> list:
@@ -272,17 +271,17 @@ def get_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=Fals
         if not why: return c
     except CacheError as e: why = [str(e).split(':')[0]]
     print(f"building the image cache {_rel(dest)} ({len(paths):,} images) because {'; '.join(why)}")
-    c = build_cache(paths, dest, root, size, method, fill, hash, **kw)
+    c = _build_cache(paths, dest, root, size, method, fill, hash, **kw)
     print(f"  done in {c.meta['seconds']:.1f} s: {c}")
     return c
 
 # %% ../nbs/03_cache.ipynb #8dc406f8
 def cache_arrays(arrays, keys, dest, sources=(), root=None, size=None, method='pad', fill=0, progress=None) -> ImageCache:
     "Write uint8 (H, W, C) `arrays` named `keys` as a cache in `dest`; `sources`: the files they came from (for `stale`)."
-    return _build(arrays, keys, source_manifest(sources, root), dest, size, method, fill, False, progress)
+    return _build(arrays, keys, _source_manifest(sources, root), dest, size, method, fill, False, progress)
 
 # %% ../nbs/03_cache.ipynb #67b6407a
-class CacheReader:
+class _CacheReader:
     "`get_x` for fastai: a row (or key) of the items table → `PILImage` from `cache`; anything else, or any item when the cache is absent, is opened as usual."
     def __init__(self, cache, col='path'): self.cache, self.col = cache, col
     def __call__(self, o):
@@ -291,19 +290,19 @@ class CacheReader:
         return PILImage.create(np.array(self.cache[k]) if self.cache.available and k in self.cache else k)
 
 # %% ../nbs/03_cache.ipynb #3701aed6
-def cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', tensor=False, **kw):
-    "`lib.data.case_dls`, reading the images of `df[col]` from `cache`; `tensor=True`: each batch in one read, every transform per batch on the device."
-    from lib.data import case_dls, default_tfms
+def _cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', tensor=False, **kw):
+    "`lib.data.case_dls(name, df, cache, ...)`: the images of `df[col]` read from `cache`; `tensor=True`: each batch in one read, every transform per batch on the device."
+    from lib.data import case_dls, _default_tfms
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
     missing = set(df[col]) - set(cache.keys)
     if missing: raise CacheError(f"{len(missing):,} images of df are not in the cache {_rel(cache.dest)} (e.g. {sorted(missing)[0]}): rebuild it with these paths")
-    if not tensor: return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=CacheReader(cache, col), **kw)
+    if not tensor: return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=_CacheReader(cache, col), **kw)
     shape = _uniform_shape(cache)[:2]
-    d_item, d_batch = default_tfms(name, size)
+    d_item, d_batch = _default_tfms(name, size)
     resize = _batch_tfms_for(d_item if item_tfms is None else item_tfms, shape)
     fit = _FitImage(shape, cache.meta.get('method') or 'pad', cache.meta.get('fill', 0))
     return case_dls(name, df, None, size, bs, [fit], resize + list(d_batch if batch_tfms is None else batch_tfms), seed,
-                    get_x=CacheReader(cache, col), dl_type=_TensorDL, cache=cache, col=col, **{'num_workers': 0, **kw})
+                    get_x=_CacheReader(cache, col), dl_type=_TensorDL, cache=cache, col=col, **{'num_workers': 0, **kw})
 
 # %% ../nbs/03_cache.ipynb #fdafa9ac
 import torch, torch.nn.functional as F
@@ -331,12 +330,12 @@ def _pixels(cache) -> np.ndarray:
 
 # %% ../nbs/03_cache.ipynb #bea3822e
 class _FitImage(DisplayedTransform):
-    "Item transform for images outside the cache: brought to the cache's shape as `build_cache` did."
+    "Item transform for images outside the cache: brought to the cache's shape as `_build_cache` did."
     order = 1
     def __init__(self, size, method='pad', fill=0): self.size, self.method, self.fill = tuple(size), method, fill
     def encodes(self, x: PILImage):
         a = np.asarray(x)
-        return x if a.shape[:2] == self.size else PILImage.create(fit_image(a, self.size, self.method, self.fill))
+        return x if a.shape[:2] == self.size else PILImage.create(_fit_image(a, self.size, self.method, self.fill))
 
 class _BatchResize(DisplayedTransform):
     "Batch transform: resize images to `size` (bilinear, antialiased, as PIL): the tensor path's `Resize`."

@@ -14,24 +14,23 @@ from scipy import stats
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['deal', 'stratified_order', 'assign_groups', 'kfold_split', 'fold_split', 'reorder_columns', 'fold_probs', 'CVResult',
-           'cross_validate', 't_interval']
+__all__ = ['kfold_split', 'fold_split', 'cross_validate']
 
 # %% ../nbs/04_crossval.ipynb #c5d73968
-def deal(order, k) -> np.ndarray:
+def _deal(order, k) -> np.ndarray:
     "Fold number of each row when the rows, in `order`, are dealt round-robin into `k` folds."
     fold = np.empty(len(order), dtype=int)
     fold[np.asarray(order, dtype=int)] = np.arange(len(order)) % k
     return fold
 
 # %% ../nbs/04_crossval.ipynb #97ef8e4d
-def stratified_order(labels, rng) -> np.ndarray:
-    "Row indices shuffled within each label, the labels one after the other (for `deal`)."
+def _stratified_order(labels, rng) -> np.ndarray:
+    "Row indices shuffled within each label, the labels one after the other (for `_deal`)."
     codes = pd.factorize(pd.Series(list(labels), dtype=object))[0]
     return np.concatenate([rng.permutation(np.flatnonzero(codes == c)) for c in range(codes.max() + 1)])
 
 # %% ../nbs/04_crossval.ipynb #dba1ef62
-def assign_groups(groups, labels, k, rng, stratify=True) -> np.ndarray:
+def _assign_groups(groups, labels, k, rng, stratify=True) -> np.ndarray:
     "Fold of each row, whole groups at a time: largest first, each to the fold holding least of its classes."
     g, guniq = pd.factorize(pd.Series(list(groups), dtype=object))
     y = pd.factorize(pd.Series(list(labels), dtype=object))[0] if stratify else np.zeros(len(g), dtype=int)
@@ -65,7 +64,7 @@ def kfold_split(df: pd.DataFrame, k=5, seed=42, stratify=True, group_col=None, l
     _check_k(k, len(df)) if groups is None else _check_k(k, groups.nunique(), 'groups')
     small = {str(c): int(n) for c, n in df[label_col].value_counts().items() if n < k} if stratify else {}
     if small: warnings.warn(f"classes with fewer images than k={k} folds {small}: some folds will hold none of them")
-    fold = deal(stratified_order(labels, rng), k) if groups is None else assign_groups(groups, labels, k, rng, stratify)
+    fold = _deal(_stratified_order(labels, rng), k) if groups is None else _assign_groups(groups, labels, k, rng, stratify)
     return df.assign(fold=fold)
 
 # %% ../nbs/04_crossval.ipynb #1053fa11
@@ -76,7 +75,7 @@ def fold_split(df: pd.DataFrame, fold: int) -> pd.DataFrame:
     return df.assign(is_valid=(df['fold'] == fold).values)
 
 # %% ../nbs/04_crossval.ipynb #5ae21a84
-def reorder_columns(probs, classes, vocab) -> np.ndarray:
+def _reorder_columns(probs, classes, vocab) -> np.ndarray:
     "Columns of `probs` (named by `classes`) in `vocab` order; classes the model never saw get probability 0."
     probs, classes = np.asarray(probs, dtype=float), [str(c) for c in classes]
     if probs.ndim != 2 or probs.shape[1] != len(classes): raise ValueError(f"probs of shape {probs.shape} for {len(classes)} classes")
@@ -94,7 +93,7 @@ def _same_images(learn, valid) -> bool:
         return items['path'].astype(str).tolist() == valid['path'].astype(str).tolist()
     return True
 
-def fold_probs(out, vocab, valid: pd.DataFrame, label_col='label') -> np.ndarray:
+def _fold_probs(out, vocab, valid: pd.DataFrame, label_col='label') -> np.ndarray:
     "Validation probabilities (n_valid, len(vocab)) from what `train_fn` returned: a Learner, an array, or (probs, classes)."
     if hasattr(out, 'get_preds'):
         with out.no_bar(), warnings.catch_warnings():
@@ -105,15 +104,15 @@ def fold_probs(out, vocab, valid: pd.DataFrame, label_col='label') -> np.ndarray
         if got != valid[label_col].astype(str).tolist() or not _same_images(out, valid):
             raise ValueError("the learner's validation images do not match this fold's: "
                              "build its DataLoaders from the split passed to train_fn")
-        return reorder_columns(p.numpy(), classes, vocab)
-    if isinstance(out, tuple): return reorder_columns(*out, vocab)
+        return _reorder_columns(p.numpy(), classes, vocab)
+    if isinstance(out, tuple): return _reorder_columns(*out, vocab)
     p = np.asarray(out, dtype=float)
     if p.ndim != 2 or p.shape[1] != len(vocab): raise ValueError(f"probs of shape {p.shape}; expected (n_valid, {len(vocab)})")
     return p
 
 # %% ../nbs/04_crossval.ipynb #494280ed
 @dataclass
-class CVResult:
+class _CVResult:
     "Per-fold scores and pooled out-of-fold predictions of a k-fold cross-validation."
     folds: pd.DataFrame
     probs: np.ndarray
@@ -140,7 +139,7 @@ def _fold_row(i, p, y, n_train, seconds) -> dict:
     nll = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-7, 1)).mean())
     return dict(fold=i, n_train=int(n_train), n_valid=len(y), accuracy=float((p.argmax(1) == y).mean()), nll=nll, seconds=round(seconds, 1))
 
-def cross_validate(df: pd.DataFrame, train_fn, folds=None, vocab=None, label_col='label', group_col=None, verbose=True) -> CVResult:
+def cross_validate(df: pd.DataFrame, train_fn, folds=None, vocab=None, label_col='label', group_col=None, verbose=True) -> _CVResult:
     "Train one model per fold with `train_fn(split, fold)` and collect its scores and out-of-fold probabilities."
     if 'fold' not in df: raise ValueError("the table has no fold column: call kfold_split first")
     vocab = [str(v) for v in (vocab if vocab is not None else sorted(df[label_col].astype(str).unique()))]
@@ -152,17 +151,17 @@ def cross_validate(df: pd.DataFrame, train_fn, folds=None, vocab=None, label_col
     for i in (folds if folds is not None else sorted(int(f) for f in df['fold'].unique())):
         split, t0 = fold_split(df, i), time.time()
         valid = split['is_valid'].to_numpy()
-        p = fold_probs(train_fn(split, i), vocab, split[valid], label_col)
+        p = _fold_probs(train_fn(split, i), vocab, split[valid], label_col)
         if len(p) != valid.sum(): raise ValueError(f"fold {i}: {len(p)} predictions for {valid.sum()} validation images")
         probs[valid], scored[valid] = p, True
         rows.append(_fold_row(i, p, y[valid], (~valid).sum(), time.time() - t0))
         if verbose: print(f"fold {i}: trained on {rows[-1]['n_train']}, accuracy {rows[-1]['accuracy']:.3f} on {rows[-1]['n_valid']} images ({rows[-1]['seconds']:.0f} s)")
     groups = df[group_col].astype(str).to_numpy()[scored] if group_col is not None else None
     items = df.reset_index(drop=True)[scored].reset_index(drop=True)   # `folds=[...]`: only the images those folds scored
-    return CVResult(pd.DataFrame(rows), probs[scored], y[scored], vocab, items, groups)
+    return _CVResult(pd.DataFrame(rows), probs[scored], y[scored], vocab, items, groups)
 
 # %% ../nbs/04_crossval.ipynb #d5d57766
-def t_interval(values, ci=0.95) -> tuple:
+def _t_interval(values, ci=0.95) -> tuple:
     "Mean of `values` with a Student-t confidence interval (mean, low, high), as if they were independent."
     v = np.asarray(values, dtype=float)
     if len(v) < 2: raise ValueError(f"a t-interval needs at least 2 values, got {len(v)}")
@@ -171,11 +170,11 @@ def t_interval(values, ci=0.95) -> tuple:
 
 # %% ../nbs/04_crossval.ipynb #8547fa76
 @patch
-def summary(self: CVResult, ci=0.95, n_boot=1000, seed=0) -> pd.DataFrame:
+def summary(self: _CVResult, ci=0.95, n_boot=1000, seed=0) -> pd.DataFrame:
     "Accuracy: mean of the folds with a t-interval, and pooled out-of-fold with a bootstrap interval."
-    from lib.evaluate import classification_metrics
-    m, lo, hi = t_interval(self.folds.accuracy, ci)
-    met = classification_metrics(self.probs, self.targets, self.vocab, n_boot=n_boot, seed=seed, groups=self.groups, ci=ci)
+    from lib.evaluate import _classification_metrics
+    m, lo, hi = _t_interval(self.folds.accuracy, ci)
+    met = _classification_metrics(self.probs, self.targets, self.vocab, n_boot=n_boot, seed=seed, groups=self.groups, ci=ci)
     acc = met.set_index('metric').loc['accuracy']
     unit = 'groups' if self.groups is not None else 'images'
     return pd.DataFrame([
@@ -184,7 +183,7 @@ def summary(self: CVResult, ci=0.95, n_boot=1000, seed=0) -> pd.DataFrame:
              n=len(self.targets), interval=f'bootstrap over {unit}, {n_boot} resamples')])
 
 @patch
-def report(self: CVResult, case, mode, split='kfold', n_boot=1000, seed=0, published=None):
+def report(self: _CVResult, case, mode, split='kfold', n_boot=1000, seed=0, published=None):
     "A `lib.evaluate.Report` of the pooled out-of-fold predictions (all metrics with CIs, baseline, published figures)."
     from lib.evaluate import make_report
     return make_report(self.probs, self.targets, self.vocab, case, mode, split, published=published,

@@ -14,19 +14,12 @@ from typing import Callable, NamedTuple
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['KVASIR_CLASSES', 'MALARIA_DIGEST', 'DATASETS', 'IMG_EXTS', 'RETRY_STATUS', 'KAGGLE_HOWTO', 'MARKER', 'SMOKE_SAMPLE',
-           'IDC_SYNTHETIC_N', 'DEFAULT_SIZE', 'Mode', 'get_mode', 'show_mode', 'Rehearsal', 'rehearsal', 'mode_knobs',
-           'fit_bs', 'project_root', 'platform_name', 'data_dir', 'results_dir', 'models_dir', 'shared_dir',
-           'DatasetInfo', 'malaria_group', 'idc_group', 'pcam_label', 'LayoutError', 'get_items',
-           'UnreadableImageError', 'check_images', 'FileCheck', 'sha256sum', 'verify_files', 'files_digest',
-           'check_download', 'random_split', 'split_problems', 'grouped_split', 'save_split', 'load_split',
-           'DownloadError', 'CorruptArchiveError', 'NetworkError', 'mirrored', 'md5sum', 'download_url', 'gunzip',
-           'fetch_gunzip', 'extract', 'KaggleSetupError', 'kaggle_credentials', 'kaggle_api', 'kaggle_page',
-           'kaggle_download', 'figshare_find', 'download_dataset', 'make_synthetic', 'kaggle_input', 'get_data',
-           'stand_ins', 'default_tfms', 'case_dls']
+__all__ = ['DATASETS', 'get_mode', 'rehearsal', 'project_root', 'data_dir', 'results_dir', 'Published', 'DatasetInfo',
+           'LayoutError', 'get_items', 'check_download', 'random_split', 'grouped_split', 'DownloadError', 'gunzip',
+           'fetch_gunzip', 'KaggleSetupError', 'download_dataset', 'stand_ins', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #802bfbef
-class Mode(NamedTuple):
+class _Mode(NamedTuple):
     "A run mode: `name` is 'smoke' or 'full'; `offline` means nothing may touch the network."
     name: str
     reason: str
@@ -42,35 +35,20 @@ def _cuda() -> bool:
     import torch
     return torch.cuda.is_available()
 
-def get_mode() -> Mode:
+def get_mode() -> _Mode:
     "The run mode: IN_TEST forces smoke, MEDCASES_REHEARSAL full, else env MEDCASES_MODE, else full on a CUDA GPU and smoke without."
     offline = any(_env_on(k) for k in ('IN_TEST', 'CI', 'MEDCASES_OFFLINE'))
-    if _env_on('IN_TEST'): return Mode('smoke', 'running under nbdev-test (IN_TEST=1)', offline)
-    if _env_on('MEDCASES_REHEARSAL'): return Mode('full', 'a rehearsal of full mode with shrunk sizes (MEDCASES_REHEARSAL=1)', offline)
+    if _env_on('IN_TEST'): return _Mode('smoke', 'running under nbdev-test (IN_TEST=1)', offline)
+    if _env_on('MEDCASES_REHEARSAL'): return _Mode('full', 'a rehearsal of full mode with shrunk sizes (MEDCASES_REHEARSAL=1)', offline)
     name = os.environ.get('MEDCASES_MODE', '').strip().lower()
     if name:
         if name not in ('smoke', 'full'): raise ValueError(f"MEDCASES_MODE must be 'smoke' or 'full', not {name!r}")
-        return Mode(name, 'set by MEDCASES_MODE', offline)
-    if _cuda(): return Mode('full', 'CUDA GPU found; set MEDCASES_MODE=smoke for a quick run', offline)
-    return Mode('smoke', 'no CUDA GPU found; set MEDCASES_MODE=full to override', offline)
-
-# %% ../nbs/00_data.ipynb #fee7b859
-@contextlib.contextmanager
-def _env(**kw):
-    "Context manager: set (str) or unset (None) environment variables, restoring them afterwards."
-    old = {k: os.environ.get(k) for k in kw}
-    try:
-        for k, v in kw.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = str(v)
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+        return _Mode(name, 'set by MEDCASES_MODE', offline)
+    if _cuda(): return _Mode('full', 'CUDA GPU found; set MEDCASES_MODE=smoke for a quick run', offline)
+    return _Mode('smoke', 'no CUDA GPU found; set MEDCASES_MODE=full to override', offline)
 
 # %% ../nbs/00_data.ipynb #fdfb6f16
-def show_mode(mode: Mode | None = None) -> Mode:
+def _show_mode(mode: _Mode | None = None) -> _Mode:
     "Print the run mode and why it was chosen; return it."
     mode = mode or get_mode()
     print(f"Mode: {mode.name} ({mode.reason})")
@@ -78,7 +56,7 @@ def show_mode(mode: Mode | None = None) -> Mode:
     return mode
 
 # %% ../nbs/00_data.ipynb #754bcb90
-class Rehearsal(NamedTuple):
+class _Rehearsal(NamedTuple):
     "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations, image side at most."
     epochs: int = 1
     min_batches: int = 2
@@ -86,12 +64,12 @@ class Rehearsal(NamedTuple):
     lr_find_its: int = 12
     max_size: int = 224
 
-def rehearsal() -> Rehearsal | None:
+def rehearsal() -> _Rehearsal | None:
     "The shrink of a full-mode rehearsal (env MEDCASES_REHEARSAL, never under nbdev-test), else None."
-    return Rehearsal() if _env_on('MEDCASES_REHEARSAL') and not _env_on('IN_TEST') else None
+    return _Rehearsal() if _env_on('MEDCASES_REHEARSAL') and not _env_on('IN_TEST') else None
 
 # %% ../nbs/00_data.ipynb #67583e53
-def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = None, variant: str | None = None):
+def _mode_knobs(knobs: dict, mode: _Mode | None = None, min_epochs: dict | None = None, variant: str | None = None):
     "The knobs of `mode` from a {'full': {...}, 'smoke': {...}, 'budget': {changes}} table: full's `variant` (env MEDCASES_VARIANT, default 'article'), shrunk in a rehearsal."
     from types import SimpleNamespace
     from lib.run import RUN
@@ -108,7 +86,7 @@ def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = 
     if r and mode.name == 'full':
         changed = {}
         for key, v in k.items():
-            if 'epochs' in key and isinstance(v, (int, tuple)):     # one stage (int) or several (a tuple)
+            if ('epochs' in key or key.startswith('freeze')) and isinstance(v, (int, tuple)):     # one stage (int) or several (a tuple)
                 new = max(r.epochs, (min_epochs or {}).get(key, 0))
                 new = tuple(min(e, new) for e in v) if isinstance(v, tuple) else min(v, new)
             elif key == 'lr_find_its': new = r.lr_find_its
@@ -121,7 +99,7 @@ def mode_knobs(knobs: dict, mode: Mode | None = None, min_epochs: dict | None = 
     return SimpleNamespace(**k)
 
 # %% ../nbs/00_data.ipynb #40539d93
-def fit_bs(bs: int, n_train: int) -> int:
+def _fit_bs(bs: int, n_train: int) -> int:
     "A batch size that gives at least one full training batch (in a rehearsal: `min_batches`, and at most `max_bs`); says so when it lowers `bs`."
     r = rehearsal(); need = r.min_batches if r else 1
     if n_train < need: raise ValueError(f"only {n_train} training images: too few to train on (at least {need} needed); check the split")
@@ -147,7 +125,7 @@ def project_root() -> Path:
     return next((d for d in (cwd, *cwd.parents) if _is_project(d)), cwd)
 
 # %% ../nbs/00_data.ipynb #5be575cb
-def platform_name() -> str:
+def _platform_name() -> str:
     "Where this kernel runs: 'kaggle', 'colab' or 'local'."
     if os.environ.get('KAGGLE_KERNEL_RUN_TYPE'): return 'kaggle'
     return 'colab' if 'google.colab' in sys.modules or os.environ.get('COLAB_RELEASE_TAG') else 'local'
@@ -169,12 +147,12 @@ def results_dir() -> Path:
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-def models_dir(name: str | None = None) -> Path:
+def _models_dir(name: str | None = None) -> Path:
     "Folder for checkpoints and exported models (of run `name`): env MEDCASES_MODELS_DIR, else MEDCASES_STORAGE/models, else <project>/models."
     d = _folder('models')
     return d/name if name else d
 
-def shared_dir() -> Path | None:
+def _shared_dir() -> Path | None:
     "The `shared/` folder (course maintainers only): env MEDCASES_SHARED_DIR ('' or 'none': no shared folder), else beside the project; or None."
     if 'MEDCASES_SHARED_DIR' in os.environ:
         v = os.environ['MEDCASES_SHARED_DIR'].strip()
@@ -196,9 +174,27 @@ def _rel(p) -> str:
     except ValueError: return p.as_posix()
 
 # %% ../nbs/00_data.ipynb #81c3a25e
+_METRICS = ('accuracy', 'balanced_accuracy', 'roc_auc', 'f1', 'mcc', 'sensitivity', 'specificity', 'ece')  # what lib.evaluate reports
+
+@dataclass(frozen=True)
+class Published:
+    "One published figure: who reported it (`source`: 'article' or 'paper'), which metric, its value as a fraction, on which split."
+    source: str
+    metric: str
+    value: float
+    split: str                # 'random', 'PCam test', ... ('unknown' when the source does not say)
+    ref: str                  # who, and which model
+    confirmed: bool = True    # False: recalled, not yet read in the source; tables mark it 'to confirm'
+    step: str = ''            # an intermediate step of the recipe ('resnet34'); '' is the final figure
+
+    def __post_init__(self):
+        if self.source not in ('article', 'paper'): raise ValueError(f"source must be 'article' or 'paper', not {self.source!r}")
+        if self.metric not in _METRICS: raise ValueError(f"unknown metric {self.metric!r}: use one of {_METRICS}")
+        if not 0 <= self.value <= 1: raise ValueError(f"{self.metric} = {self.value} is not a fraction: write 97% as 0.97")
+
 @dataclass
 class DatasetInfo:
-    "Facts about one data set: source, layout, labels, groups and published results."
+    "Facts about one data set: source, layout, labels, groups, published results and the metrics its field reads first."
     name: str
     title: str
     classes: list
@@ -214,11 +210,16 @@ class DatasetInfo:
     label_func: Callable
     group_func: Callable
     smoke_download: bool = False    # may smoke mode download the real thing?
-    published: dict = field(default_factory=dict)
+    published: list = field(default_factory=list)   # `Published` figures
+    headline: tuple = ('accuracy', 'balanced_accuracy', 'roc_auc')   # the metrics a report shows first
     homepage: str | None = None
     sha256: str | None = None       # of the archive at `url`, when known
-    files_digest: str | None = None # sha256 of the sorted per-file sha256 lines (see `files_digest`)
+    files_digest: str | None = None # sha256 of the sorted per-file sha256 lines (see `_files_digest`)
     pitfall: str = ''
+
+    def figure(self, metric='accuracy', source='article', step='') -> float | None:
+        "The published value of `metric` by `source` at recipe `step` ('' = the final figure), or None."
+        return next((p.value for p in self.published if (p.source, p.metric, p.step) == (source, metric, step)), None)
 
     def __repr__(self): return f"DatasetInfo({self.name!r}: {self.title}, {self.n_images:,} images, classes {self.classes})"
 
@@ -227,11 +228,11 @@ def _parent_name(p) -> str:
     "The name of the folder holding file `p` (the class folder)."
     return Path(p).parent.name
 
-def malaria_group(p) -> str:
+def _malaria_group(p) -> str:
     "Slide id of a malaria cell image: the file-name prefix before `_IMG`, without `_original`."
     return re.sub(r'_original$', '', Path(p).name.split('_IMG')[0])
 
-def idc_group(p) -> str:
+def _idc_group(p) -> str:
     "Patient id of an IDC patch: the folder above the 0/1 class folder."
     return Path(p).parent.parent.name
 
@@ -245,17 +246,17 @@ def _pcam_labels(csv_fn: str) -> dict:
     df = pd.read_csv(csv_fn, dtype=str)
     return dict(zip(df['id'], df['label']))
 
-def pcam_label(p) -> str:
+def _pcam_label(p) -> str:
     "Label ('0' or '1') of `train/<id>.tif`, looked up in the `train_labels.csv` beside `train/`."
     p = Path(p)
     return _pcam_labels(str(p.parent.parent/'train_labels.csv'))[p.stem]
 
 # %% ../nbs/00_data.ipynb #994eba03
-KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
+_KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
                   'normal-pylorus', 'normal-z-line', 'polyps', 'ulcerative-colitis']
 
-# sha256 of the sorted per-file sha256 lines of all 27,558 NIH malaria images (see `files_digest`)
-MALARIA_DIGEST = '3edafd0c3770bfd3aac3540d2f5d4288825413adcfe28e0ce154287aedd7a704'
+# sha256 of the sorted per-file sha256 lines of all 27,558 NIH malaria images (see `_files_digest`)
+_MALARIA_DIGEST = '3edafd0c3770bfd3aac3540d2f5d4288825413adcfe28e0ce154287aedd7a704'
 
 DATASETS = {d.name: d for d in [
     DatasetInfo(
@@ -269,15 +270,14 @@ DATASETS = {d.name: d for d in [
                  'improved malaria parasite detection in thin blood smear images. PeerJ 6:e4568 (2018)',
         layout='cell_images/{Parasitized,Uninfected}/*.png  (e.g. cell_images/Parasitized/'
                'C100P61ThinF_IMG_20150918_144104_cell_162.png)',
-        label_func=_parent_name, group_func=malaria_group, smoke_download=True,
-        published={'article': {'metric': 'accuracy', 'value': 0.97,
-                               'source': 'source article (fastai v1, resnet18 unfrozen, random 80/20 split)',
-                               # the article's steps before its final figure (same metric, same split)
-                               'intermediate': {'resnet34': 0.964, 'resnet18_head': 0.961}},
-                   'paper': {'metric': 'accuracy', 'value': 0.957, 'source': 'Rajaraman et al. 2018',
-                             'to_confirm': True}},
+        label_func=_parent_name, group_func=_malaria_group, smoke_download=True,
+        published=[Published('article', 'accuracy', 0.97, 'random', 'source article (fastai v1, resnet18 unfrozen)'),
+                   Published('article', 'accuracy', 0.964, 'random', 'source article', step='resnet34'),
+                   Published('article', 'accuracy', 0.961, 'random', 'source article', step='resnet18 head'),
+                   Published('paper', 'accuracy', 0.957, 'unknown', 'Rajaraman et al. 2018', confirmed=False)],
+        headline=('accuracy', 'sensitivity', 'specificity', 'roc_auc'),
         homepage='https://lhncbc.nlm.nih.gov/LHC-research/LHC-projects/image-processing/malaria-datasheet.html',
-        files_digest=MALARIA_DIGEST,
+        files_digest=_MALARIA_DIGEST,
         pitfall='Cells of one slide (patient) are alike: a random split puts one patient on both sides.'),
     DatasetInfo(
         name='pcam', title='PatchCamelyon / Kaggle Histopathologic Cancer Detection',
@@ -287,11 +287,12 @@ DATASETS = {d.name: d for d in [
         licence='Kaggle competition rules (accept them on the website); PCam itself CC0 1.0 (stated in the PCam README)',
         citation='Veeling B.S. et al. Rotation Equivariant CNNs for Digital Pathology. MICCAI 2018 (arXiv:1806.03962)',
         layout='train/<id>.tif  (96x96 RGB tiles)  +  train_labels.csv  (columns: id,label)',
-        label_func=pcam_label, group_func=_no_group, smoke_download=False,
-        published={'article': {'metric': 'accuracy', 'value': 0.986,
-                               'source': 'source article (resnet50, validation on a random 80/20 split)'},
-                   'paper': {'metric': 'accuracy', 'value': 0.898, 'source': 'Veeling et al. 2018 (P4M-DenseNet, PCam test set)'},
-                   'paper_auc': {'metric': 'roc_auc', 'value': 0.963, 'source': 'Veeling et al. 2018 (P4M-DenseNet, PCam test set)'}},
+        label_func=_pcam_label, group_func=_no_group, smoke_download=False,
+        published=[Published('article', 'accuracy', 0.986, 'random', 'source article (resnet50)'),
+                   Published('article', 'accuracy', 0.9776, 'random', 'source article', step='frozen'),
+                   Published('paper', 'accuracy', 0.898, 'PCam test', 'Veeling et al. 2018 (P4M-DenseNet)'),
+                   Published('paper', 'roc_auc', 0.963, 'PCam test', 'Veeling et al. 2018 (P4M-DenseNet)')],
+        headline=('accuracy', 'roc_auc', 'sensitivity', 'specificity'),
         homepage='https://github.com/basveeling/pcam',
         pitfall='train_labels.csv has no slide id, so a random split mixes patches of one slide.'),
     DatasetInfo(
@@ -302,30 +303,29 @@ DATASETS = {d.name: d for d in [
         licence='see the Kaggle dataset page (to confirm); cite the papers',
         citation='Cruz-Roa A. et al. SPIE Medical Imaging 2014; Janowczyk A. & Madabhushi A. J Pathol Inform 7:29 (2016)',
         layout='<patient_id>/<0|1>/<patient_id>_idx5_x<X>_y<Y>_class<C>.png  (50x50 patches)',
-        label_func=_parent_name, group_func=idc_group, smoke_download=False,
-        published={'article': {'metric': 'accuracy', 'value': 0.85, 'source': 'source article ("over 85%", WideResNet)'},
-                   'paper': {'metric': 'f1', 'value': 0.765, 'source': 'Janowczyk & Madabhushi 2016', 'to_confirm': True},
-                   'paper_balanced_accuracy': {'metric': 'balanced_accuracy', 'value': 0.847,
-                                               'source': 'Janowczyk & Madabhushi 2016', 'to_confirm': True},
-                   'paper_2014': {'metric': 'f1', 'value': 0.718, 'source': 'Cruz-Roa et al. 2014', 'to_confirm': True},
-                   'paper_2014_balanced_accuracy': {'metric': 'balanced_accuracy', 'value': 0.842,
-                                                    'source': 'Cruz-Roa et al. 2014', 'to_confirm': True}},
+        label_func=_parent_name, group_func=_idc_group, smoke_download=False,
+        published=[Published('article', 'accuracy', 0.85, 'random', 'source article ("over 85%", WideResNet)'),
+                   Published('paper', 'f1', 0.765, 'unknown', 'Janowczyk & Madabhushi 2016', confirmed=False),
+                   Published('paper', 'balanced_accuracy', 0.847, 'unknown', 'Janowczyk & Madabhushi 2016', confirmed=False),
+                   Published('paper', 'f1', 0.718, 'unknown', 'Cruz-Roa et al. 2014', confirmed=False),
+                   Published('paper', 'balanced_accuracy', 0.842, 'unknown', 'Cruz-Roa et al. 2014', confirmed=False)],
+        headline=('f1', 'balanced_accuracy', 'accuracy', 'roc_auc'),
         homepage='https://www.kaggle.com/datasets/paultimothymooney/breast-histopathology-images',
         pitfall='A random patch split puts patches of one patient on both sides; split by patient.'),
     DatasetInfo(
         name='kvasir', title='Kvasir v2 gastrointestinal endoscopy',
-        classes=KVASIR_CLASSES, url='https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip',
+        classes=_KVASIR_CLASSES, url='https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip',
         kaggle=None, kaggle_kind=None, figshare_doi=None,
         n_images=8_000, download_size='about 2.3 GB zip (to confirm)',
         licence='research and educational use only; cite the paper',
         citation='Pogorelov K. et al. KVASIR: A Multi-Class Image Dataset for Computer Aided Gastrointestinal '
                  'Disease Detection. ACM MMSys 2017',
-        layout='kvasir-dataset-v2/<class>/*.jpg  for the 8 classes ' + ', '.join(KVASIR_CLASSES),
+        layout='kvasir-dataset-v2/<class>/*.jpg  for the 8 classes ' + ', '.join(_KVASIR_CLASSES),
         label_func=_parent_name, group_func=_no_group, smoke_download=False,
-        published={'article': {'metric': 'accuracy', 'value': 0.93, 'source': 'source article (v2, resnet50)',
-                               'intermediate': {'step 1, resnet34': 0.87}},
-                   'paper': {'metric': 'mcc', 'value': 0.7, 'source': 'Pogorelov et al. 2017 (best 8-class MCC)',
-                             'to_confirm': True}},
+        published=[Published('article', 'accuracy', 0.93, 'random', 'source article (v2, resnet50)'),
+                   Published('article', 'accuracy', 0.87, 'random', 'source article', step='step 1, resnet34'),
+                   Published('paper', 'mcc', 0.7, 'unknown', 'Pogorelov et al. 2017 (best 8-class MCC)', confirmed=False)],
+        headline=('accuracy', 'mcc', 'f1'),
         homepage='https://datasets.simula.no/kvasir/',
         pitfall='No patient ids; frames of one procedure are near-duplicates; a green position-map box is a shortcut.'),
     DatasetInfo(
@@ -338,7 +338,8 @@ DATASETS = {d.name: d for d in [
                  'of intracellular actin networks. PLoS ONE 14(3): e0213626 (2019)',
         layout='<class>/<image>  for the classes MCF-10A, MCF-7, MDA-MB-231 (png, jpg or tif)',
         label_func=_parent_name, group_func=_no_group, smoke_download=False,
-        published={'article': {'metric': 'accuracy', 'value': 0.982, 'source': 'source article (resnet34, 3+2 epochs)'}},
+        published=[Published('article', 'accuracy', 0.982, 'random', 'source article (resnet34, 3+2 epochs)')],
+        headline=('accuracy', 'f1', 'mcc'),
         homepage='https://doi.org/10.1371/journal.pone.0213626',
         pitfall='Images of one culture or imaging session share batch effects a random split can learn.'),
 ]}
@@ -352,9 +353,9 @@ def _layout_error(name, path, problem) -> LayoutError:
     return LayoutError(f"{_rel(path)} does not look like the {name} data ({DATASETS[name].title}): {problem}.\n"
                        f"Expected layout inside it:\n    {DATASETS[name].layout}")
 
-IMG_EXTS = {'.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp'}
+_IMG_EXTS = {'.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp'}
 
-def _images(d: Path, exts=IMG_EXTS) -> list:
+def _images(d: Path, exts=_IMG_EXTS) -> list:
     "Image files directly in folder `d`, sorted."
     return sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file()) if d.is_dir() else []
 
@@ -402,7 +403,7 @@ def _idc_items(path: Path) -> pd.DataFrame:
         if len(subs) == 1: files = find(subs[0])
     if not files: raise _layout_error('idc', path, "no <patient_id>/<0|1>/*.png files")
     return pd.DataFrame({'path': [f.relative_to(path).as_posix() for f in files],
-                         'label': [_parent_name(f) for f in files], 'group': [idc_group(f) for f in files]})
+                         'label': [_parent_name(f) for f in files], 'group': [_idc_group(f) for f in files]})
 
 # %% ../nbs/00_data.ipynb #98ebb949
 def get_items(name: str, path) -> pd.DataFrame:
@@ -414,7 +415,7 @@ def get_items(name: str, path) -> pd.DataFrame:
     if name == 'idc': return _idc_items(path)
     if name == 'malaria': return _from_class_folders(name, path, {'.png'}, extra=('cell_images', 'cell_images/cell_images'))
     if name == 'kvasir': return _from_class_folders(name, path, {'.jpg', '.jpeg'}, extra=('kvasir-dataset-v2',))
-    return _from_class_folders(name, path, IMG_EXTS)
+    return _from_class_folders(name, path, _IMG_EXTS)
 
 # %% ../nbs/00_data.ipynb #53a3b8f6
 def _write_pngs(folder, names, size=24, seed=0):
@@ -426,10 +427,10 @@ def _write_pngs(folder, names, size=24, seed=0):
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder/n)
 
 # %% ../nbs/00_data.ipynb #4ef37e08
-class UnreadableImageError(ValueError):
+class _UnreadableImageError(ValueError):
     "An image file could not be opened or decoded."
 
-def check_images(paths, on_error='warn') -> list:
+def _check_images(paths, on_error='warn') -> list:
     "Open and decode each image; warn about (and skip) or raise on unreadable ones; return the good paths."
     if on_error not in ('warn', 'raise'): raise ValueError("on_error must be 'warn' or 'raise'")
     from PIL import Image
@@ -440,25 +441,22 @@ def check_images(paths, on_error='warn') -> list:
             good.append(p)
         except Exception as e:
             msg = f"Unreadable image {_rel(p)}: {type(e).__name__}: {e}"
-            if on_error == 'raise': raise UnreadableImageError(msg) from None
+            if on_error == 'raise': raise _UnreadableImageError(msg) from None
             warnings.warn(msg + ' (skipped)', stacklevel=2)
     return good
 
 # %% ../nbs/00_data.ipynb #37019d31
-class FileCheck(NamedTuple):
-    "Result of `verify_files`: files missing, files whose bytes differ, and how many matched."
+class _FileCheck(NamedTuple):
+    "Result of `_verify_files`: files missing, files whose bytes differ, and how many matched."
     missing: list
     mismatched: list
     n_ok: int
 
-def sha256sum(fn, bs=1 << 20) -> str:
-    "sha256 hex digest of a file's bytes."
-    h = hashlib.sha256()
-    with open(fn, 'rb') as f:
-        while chunk := f.read(bs): h.update(chunk)
-    return h.hexdigest()
+def _file_hash(fn, algo='sha256') -> str:
+    "Hex digest of a file's bytes: 'sha256', or 'md5' for data sets that publish only MD5s (PCam for one)."
+    with open(fn, 'rb') as f: return hashlib.file_digest(f, algo).hexdigest()
 
-def verify_files(folder, filelist_csv) -> FileCheck:
+def _verify_files(folder, filelist_csv) -> _FileCheck:
     "Check <folder>/<label>/<filename> against a list with columns label,filename,sha256,bytes."
     fl = pd.read_csv(filelist_csv, dtype={'label': str, 'filename': str, 'sha256': str})
     root = _class_root(Path(folder), sorted(set(fl['label'])), ('cell_images', 'cell_images/cell_images')) or Path(folder)
@@ -466,12 +464,12 @@ def verify_files(folder, filelist_csv) -> FileCheck:
     for r in fl.itertuples():
         f = root/r.label/r.filename
         if not f.is_file(): missing.append(f'{r.label}/{r.filename}')
-        elif ('bytes' in fl and f.stat().st_size != r.bytes) or sha256sum(f) != r.sha256: mismatched.append(f'{r.label}/{r.filename}')
+        elif ('bytes' in fl and f.stat().st_size != r.bytes) or _file_hash(f) != r.sha256: mismatched.append(f'{r.label}/{r.filename}')
         else: n_ok += 1
-    return FileCheck(missing, mismatched, n_ok)
+    return _FileCheck(missing, mismatched, n_ok)
 
 # %% ../nbs/00_data.ipynb #9d75e9c8
-def files_digest(hexes) -> str:
+def _files_digest(hexes) -> str:
     "One fingerprint for a set of files: sha256 of their sorted sha256 hex digests, one per line."
     return hashlib.sha256(''.join(f'{h}\n' for h in sorted(hexes)).encode()).hexdigest()
 
@@ -480,13 +478,13 @@ def check_download(name, path, filelist_csv=None) -> bool:
     info, path = DATASETS[name], Path(path)
     if not info.files_digest: print(f"{name}: no fingerprint in the registry; nothing to compare"); return True
     items = get_items(name, path)
-    ok = len(items) == info.n_images and files_digest(sha256sum(path/p) for p in items.path) == info.files_digest
+    ok = len(items) == info.n_images and _files_digest(_file_hash(path/p) for p in items.path) == info.files_digest
     if ok: print(f"{name}: all {info.n_images:,} files match the published data set"); return True
     print(f"{name}: {len(items):,} files found, {info.n_images:,} expected, and the fingerprint differs")
-    if filelist_csv is None and shared_dir() and (shared_dir()/'data'/f'{name}_nih_filelist.csv').exists():
-        filelist_csv = shared_dir()/'data'/f'{name}_nih_filelist.csv'
+    if filelist_csv is None and _shared_dir() and (_shared_dir()/'data'/f'{name}_nih_filelist.csv').exists():
+        filelist_csv = _shared_dir()/'data'/f'{name}_nih_filelist.csv'
     if filelist_csv:
-        r = verify_files(path, filelist_csv)
+        r = _verify_files(path, filelist_csv)
         print(f"  missing: {len(r.missing):,} (e.g. {r.missing[:3]}); different: {len(r.mismatched):,} (e.g. {r.mismatched[:3]})")
     return False
 
@@ -508,7 +506,7 @@ def _grouped_draw(sizes: pd.Series, valid_pct, seed) -> set:
     return valid
 
 # %% ../nbs/00_data.ipynb #438ba7d9
-def split_problems(df: pd.DataFrame, is_valid, group_col='group', min_groups=5, label_col='label', valid_pct=0.2) -> list:
+def _split_problems(df: pd.DataFrame, is_valid, group_col='group', min_groups=5, label_col='label', valid_pct=0.2) -> list:
     "What a grouped split lacks, where the data allow it: too few validation groups, a label missing from one side."
     is_valid, g = np.asarray(is_valid, bool), df[group_col]
     need = min(min_groups, max(1, int(g.nunique()*valid_pct)))
@@ -527,7 +525,7 @@ def grouped_split(df: pd.DataFrame, valid_pct=0.2, seed=42, group_col='group', m
     sizes, best = df[group_col].value_counts().sort_index(), None
     for s in range(seed, seed + max_tries):
         is_valid = df[group_col].isin(_grouped_draw(sizes, valid_pct, s)).values
-        probs = split_problems(df, is_valid, group_col, min_groups, label_col, valid_pct)
+        probs = _split_problems(df, is_valid, group_col, min_groups, label_col, valid_pct)
         if best is None or len(probs) < len(best[2]): best = (s, is_valid, probs)
         if not probs: break
     s, is_valid, probs = best
@@ -538,14 +536,14 @@ def grouped_split(df: pd.DataFrame, valid_pct=0.2, seed=42, group_col='group', m
     return out
 
 # %% ../nbs/00_data.ipynb #f05c1f45
-def save_split(df: pd.DataFrame, fn) -> Path:
+def _save_split(df: pd.DataFrame, fn) -> Path:
     "Write a split table (path, label, group, is_valid) to CSV."
     fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(fn, index=False)
     return fn
 
-def load_split(fn) -> pd.DataFrame:
-    "Read a table written by `save_split`, with labels as text and missing groups as None."
+def _load_split(fn) -> pd.DataFrame:
+    "Read a table written by `_save_split`, with labels as text and missing groups as None."
     df = pd.read_csv(fn, dtype={'path': str, 'label': str, 'group': str}, keep_default_na=False, na_values=[''])
     if 'group' in df and df['group'].isna().any(): df['group'] = df['group'].astype(object).where(df['group'].notna(), None)
     if 'is_valid' in df: df['is_valid'] = df['is_valid'].astype(bool)
@@ -555,23 +553,23 @@ def load_split(fn) -> pd.DataFrame:
 class DownloadError(RuntimeError):
     "A download failed for good (after retries), or its checksum does not match."
 
-class CorruptArchiveError(DownloadError):
+class _CorruptArchiveError(DownloadError):
     "An archive is damaged or incomplete; delete it and download it again."
 
-class NetworkError(DownloadError):
+class _NetworkError(DownloadError):
     "The server could not be reached, or the connection kept breaking, after every retry."
 
 def _progress_on() -> bool:
     "Show progress bars? Not under nbdev-test or CI."
     return not (_env_on('IN_TEST') or _env_on('CI'))
 
-def mirrored(url: str) -> str:
+def _mirrored(url: str) -> str:
     "`url` as fetched through the mirror in env MEDCASES_MIRROR (`<mirror>/<host>/<path>`), else `url` itself."
     m = os.environ.get('MEDCASES_MIRROR', '').strip().rstrip('/')
     return f"{m}/{url.split('://', 1)[-1]}" if m and '://' in url else url
 
 # %% ../nbs/00_data.ipynb #34e1f2ca
-RETRY_STATUS = (408, 429)  # client errors that mean "not now" (request timeout, too many requests): retried
+_RETRY_STATUS = (408, 429)  # client errors that mean "not now" (request timeout, too many requests): retried
 
 def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> None:
     "Stream `url` into `part`, resuming with HTTP Range after a broken connection."
@@ -582,9 +580,9 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
     while True:
         have = part.stat().st_size if part.exists() else 0
         try:
-            with requests.get(mirrored(url), stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
+            with requests.get(_mirrored(url), stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
                 if r.status_code == 416 and have: return          # we already have every byte
-                if r.status_code in RETRY_STATUS: raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
+                if r.status_code in _RETRY_STATUS: raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
                 if r.status_code >= 400 and r.status_code < 500: raise DownloadError(f"{url} answered {r.status_code} {r.reason}")
                 r.raise_for_status()
                 if have and r.status_code != 206: have = 0         # the server ignored Range: start again
@@ -601,23 +599,16 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.HTTPError, ConnectionError) as e:
             failures += 1
-            if failures > retries: raise NetworkError(f"Could not download {url} after {retries} retries: {e}") from None
+            if failures > retries: raise _NetworkError(f"Could not download {url} after {retries} retries: {e}") from None
             got = part.stat().st_size if part.exists() else 0
             print(f"Connection problem after {got:,} bytes ({type(e).__name__}); resuming, retry {failures} of {retries}")
             time.sleep(wait * failures)
 
 # %% ../nbs/00_data.ipynb #3b6de901
-def md5sum(fn, bs=1 << 20) -> str:
-    "md5 hex digest of a file's bytes (some data sets, PCam for one, publish only MD5s)."
-    h = hashlib.md5()
-    with open(fn, 'rb') as f:
-        while chunk := f.read(bs): h.update(chunk)
-    return h.hexdigest()
-
 def _mismatch(fn, sha256=None, md5=None):
     "The first `(algorithm, got, expected)` whose digest of `fn` differs from the one given, else None."
-    for algo, want, digest in (('sha256', sha256, sha256sum), ('md5', md5, md5sum)):
-        if want and (got := digest(fn)) != want.lower(): return algo, got, want
+    for algo, want in (('sha256', sha256), ('md5', md5)):
+        if want and (got := _file_hash(fn, algo)) != want.lower(): return algo, got, want
     return None
 
 def _published(fname, algo, default):
@@ -627,7 +618,7 @@ def _published(fname, algo, default):
     sums = json.loads(Path(fn).read_text())
     return sums.get(fname, default) if (len(sums.get(fname, '')) == 32) == (algo == 'md5') else default
 
-def download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, wait=1.0, md5=None) -> Path:
+def _download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, wait=1.0, md5=None) -> Path:
     "Download `url` to `dest` (via dest.part, resuming, retrying, sha256/md5-checked); skip if already complete."
     dest = Path(dest)
     sha256, md5 = _published(dest.name, 'sha256', sha256), _published(dest.name, 'md5', md5)
@@ -651,7 +642,7 @@ def download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, w
 
 # %% ../nbs/00_data.ipynb #b204a134
 def gunzip(gz, dest=None) -> Path:
-    "Unzip `gz` to `dest` (default: `gz` without `.gz`) via a temp name; `CorruptArchiveError` if it is damaged or cut short."
+    "Unzip `gz` to `dest` (default: `gz` without `.gz`) via a temp name; `_CorruptArchiveError` if it is damaged or cut short."
     gz = Path(gz)
     dest = Path(dest) if dest else gz.with_suffix('')
     tmp = dest.with_name(dest.name + '.part')
@@ -659,7 +650,7 @@ def gunzip(gz, dest=None) -> Path:
         with gzip.open(gz, 'rb') as f, open(tmp, 'wb') as g: shutil.copyfileobj(f, g, 1 << 24)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         tmp.unlink(missing_ok=True)
-        raise CorruptArchiveError(f"{gz.name} is damaged or incomplete ({type(e).__name__}: {e})") from None
+        raise _CorruptArchiveError(f"{gz.name} is damaged or incomplete ({type(e).__name__}: {e})") from None
     except BaseException: tmp.unlink(missing_ok=True); raise
     os.replace(tmp, dest)
     return dest
@@ -670,20 +661,20 @@ def fetch_gunzip(url, dest, md5=None, sha256=None, keep_gz=False, **kw) -> Path:
     if dest.exists(): return dest                 # only ever created complete, by a rename
     gz = dest.with_name(dest.name + '.gz')
     for attempt in (1, 2):
-        download_url(url, gz, sha256=sha256, md5=md5, **kw)
+        _download_url(url, gz, sha256=sha256, md5=md5, **kw)
         try: gunzip(gz, dest); break
-        except CorruptArchiveError as e:
+        except _CorruptArchiveError as e:
             gz.unlink()
             if attempt == 2:
-                raise CorruptArchiveError(f"{gz.name} downloaded from {url} is damaged or incomplete twice in a row "
+                raise _CorruptArchiveError(f"{gz.name} downloaded from {url} is damaged or incomplete twice in a row "
                                           f"({e}). The file on the server may be broken; try again later.") from None
             print(f"{gz.name} is damaged or incomplete; downloading it again")
     if not keep_gz: gz.unlink()
     return dest
 
 # %% ../nbs/00_data.ipynb #29d21bbd
-def extract(archive, dest) -> Path:
-    "Unpack a zip or tar archive into `dest`; raise `CorruptArchiveError` if it is damaged or incomplete."
+def _extract(archive, dest) -> Path:
+    "Unpack a zip or tar archive into `dest`; raise `_CorruptArchiveError` if it is damaged or incomplete."
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     try:
@@ -692,7 +683,7 @@ def extract(archive, dest) -> Path:
         else:
             with tarfile.open(archive) as t: t.extractall(dest, filter='data')
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
-        raise CorruptArchiveError(f"{archive.name} is damaged or incomplete ({type(e).__name__}: {e}). "
+        raise _CorruptArchiveError(f"{archive.name} is damaged or incomplete ({type(e).__name__}: {e}). "
                                   "Delete it and download it again.") from None
     return dest
 
@@ -700,14 +691,14 @@ def extract(archive, dest) -> Path:
 class KaggleSetupError(RuntimeError):
     "Kaggle cannot be used yet: missing token, rules not accepted, or a wrong name."
 
-KAGGLE_HOWTO = ("To set up Kaggle: sign in at https://www.kaggle.com, open https://www.kaggle.com/settings, "
+_KAGGLE_HOWTO = ("To set up Kaggle: sign in at https://www.kaggle.com, open https://www.kaggle.com/settings, "
                 "and under 'API' click 'Create New Token'. Then either save the downloaded kaggle.json as "
                 "~/.kaggle/kaggle.json (on Linux/macOS run `chmod 600 ~/.kaggle/kaggle.json`; on Windows "
                 "C:\\Users\\<you>\\.kaggle\\kaggle.json), or put the token in the environment variable "
                 "KAGGLE_API_TOKEN (on Colab/Kaggle: a notebook secret). Never paste the token into a notebook "
                 "you share.")
 
-def kaggle_credentials() -> str | None:
+def _kaggle_credentials() -> str | None:
     "Where Kaggle credentials would be found (a description, never the key), or None."
     env = os.environ
     if env.get('KAGGLE_API_TOKEN'): return 'the KAGGLE_API_TOKEN environment variable'
@@ -730,10 +721,10 @@ def _scrub(msg: str) -> str:
     for s in _secrets(): msg = msg.replace(s, '***')
     return msg
 
-def kaggle_api():
+def _kaggle_api():
     "An authenticated `kaggle.KaggleApi`, or `KaggleSetupError` saying how to set up a token."
-    if kaggle_credentials() is None:
-        raise KaggleSetupError("No Kaggle API token found. " + KAGGLE_HOWTO)
+    if _kaggle_credentials() is None:
+        raise KaggleSetupError("No Kaggle API token found. " + _KAGGLE_HOWTO)
     out = io.StringIO()
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -741,7 +732,7 @@ def kaggle_api():
             api = KaggleApi(); api.authenticate()
     except (Exception, SystemExit) as e:
         raise KaggleSetupError(_scrub(f"Kaggle did not accept your credentials ({type(e).__name__}). "
-                                      f"The token may be old or incomplete; create a new one. " + KAGGLE_HOWTO)) from None
+                                      f"The token may be old or incomplete; create a new one. " + _KAGGLE_HOWTO)) from None
     return api
 
 # %% ../nbs/00_data.ipynb #04663135
@@ -756,14 +747,14 @@ def _network_error(e) -> bool:
     import requests, urllib.error, socket
     return isinstance(e, (requests.ConnectionError, requests.Timeout, urllib.error.URLError, socket.gaierror, ConnectionError, TimeoutError))
 
-def kaggle_page(slug, kind) -> str:
+def _kaggle_page(slug, kind) -> str:
     "The web page of a Kaggle competition or dataset."
     return f"https://www.kaggle.com/{'competitions' if kind == 'competition' else 'datasets'}/{slug}"
 
 def _kaggle_error(e, slug, kind) -> KaggleSetupError:
     "Turn an error of the kaggle package into one clear `KaggleSetupError`."
-    code, page = _status(e), kaggle_page(slug, kind)
-    if code == 401: msg = "Kaggle rejected your API token (401 Unauthorized); create a new one. " + KAGGLE_HOWTO
+    code, page = _status(e), _kaggle_page(slug, kind)
+    if code == 401: msg = "Kaggle rejected your API token (401 Unauthorized); create a new one. " + _KAGGLE_HOWTO
     elif code == 403 and kind == 'competition':
         msg = (f"Kaggle refused the download (403 Forbidden): you have not accepted the rules of the competition "
                f"'{slug}' yet. Open {page}/rules while signed in, click 'I Understand and Accept', then run this again.")
@@ -776,12 +767,12 @@ def _kaggle_error(e, slug, kind) -> KaggleSetupError:
     return KaggleSetupError(_scrub(msg))
 
 # %% ../nbs/00_data.ipynb #c4762b59
-def kaggle_download(slug, dest, kind='dataset') -> Path:
+def _kaggle_download(slug, dest, kind='dataset') -> Path:
     "Download a Kaggle dataset or competition's files as a zip into folder `dest`; return the zip's path."
     if kind not in ('dataset', 'competition'): raise ValueError("kind must be 'dataset' or 'competition'")
-    api, dest = kaggle_api(), Path(dest)
+    api, dest = _kaggle_api(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    print(f"Downloading {kaggle_page(slug, kind)} from Kaggle into {_rel(dest)} …")
+    print(f"Downloading {_kaggle_page(slug, kind)} from Kaggle into {_rel(dest)} …")
     try:
         if kind == 'competition': api.competition_download_files(slug, path=str(dest), quiet=not _progress_on())
         else: api.dataset_download_files(slug, path=str(dest), quiet=not _progress_on(), unzip=False)
@@ -789,10 +780,10 @@ def kaggle_download(slug, dest, kind='dataset') -> Path:
     return dest/f"{slug.split('/')[-1]}.zip"
 
 # %% ../nbs/00_data.ipynb #2fb414d9
-def figshare_find(doi, api='https://api.figshare.com/v2', timeout=30) -> list:
+def _figshare_find(doi, api='https://api.figshare.com/v2', timeout=30) -> list:
     "Figshare articles for a paper's DOI: [{id, title, doi, files: [{name, url, size, md5}]}]."
     import requests
-    api = mirrored(api)
+    api = _mirrored(api)
     def post(q):
         r = requests.post(f'{api}/articles/search', json=q, timeout=timeout); r.raise_for_status(); return r.json()
     arts = post({'resource_doi': doi}) or post({'doi': doi})
@@ -805,23 +796,23 @@ def figshare_find(doi, api='https://api.figshare.com/v2', timeout=30) -> list:
     return out
 
 # %% ../nbs/00_data.ipynb #919fc337
-MARKER = '.medcases-complete.json'
+_MARKER = '.medcases-complete.json'
 
 def _done(d: Path) -> dict | None:
     "The marker written into `d` after a complete download/extraction/generation, or None."
-    try: return json.loads((d/MARKER).read_text())
+    try: return json.loads((d/_MARKER).read_text())
     except (OSError, ValueError): return None
 
 def _mark(d: Path, **info) -> None:
     "Record that folder `d` is complete."
-    (d/MARKER).write_text(json.dumps(info, indent=1))
+    (d/_MARKER).write_text(json.dumps(info, indent=1))
 
 def _fetch_extract(url, archive: Path, dest: Path, sha256=None, **kw) -> Path:
     "Download `url` to `archive` and unpack it into `dest`; a damaged archive is deleted and fetched once more."
     for attempt in (1, 2):
-        download_url(url, archive, sha256=sha256, **kw)
-        try: extract(archive, dest); return archive
-        except CorruptArchiveError:
+        _download_url(url, archive, sha256=sha256, **kw)
+        try: _extract(archive, dest); return archive
+        except _CorruptArchiveError:
             archive.unlink()
             if attempt == 2: raise
             print(f"{archive.name} is damaged or incomplete; downloading it again")
@@ -829,20 +820,20 @@ def _fetch_extract(url, archive: Path, dest: Path, sha256=None, **kw) -> Path:
 # %% ../nbs/00_data.ipynb #4b5e5a62
 def _figshare_download(doi, dest: Path, downloads: Path, **kw) -> None:
     "Download every file of the Figshare records for `doi` into `downloads`, unpacking archives into `dest`."
-    arts = figshare_find(doi)
+    arts = _figshare_find(doi)
     if not arts: raise DownloadError(f"Figshare lists no records for doi:{doi}")
     for a in arts:
         for f in a['files']:
-            fn = download_url(f['url'], downloads/f['name'], md5=f.get('md5'), **kw)
-            if fn.suffix.lower() in ('.zip', '.tar', '.gz', '.tgz'): extract(fn, dest)
+            fn = _download_url(f['url'], downloads/f['name'], md5=f.get('md5'), **kw)
+            if fn.suffix.lower() in ('.zip', '.tar', '.gz', '.tgz'): _extract(fn, dest)
             else: dest.mkdir(parents=True, exist_ok=True); shutil.copy(fn, dest/fn.name)
 
 def _download_failed(name, url, e) -> DownloadError:
     "The error for an official download that failed when the Kaggle mirror cannot be tried (no token)."
-    net = 'a network problem: check the connection (on Kaggle: Settings → Internet on) and run this again. ' if isinstance(e, NetworkError) else ''
+    net = 'a network problem: check the connection (on Kaggle: Settings → Internet on) and run this again. ' if isinstance(e, _NetworkError) else ''
     info = DATASETS[name]
     return DownloadError(f"{name}: the download from {url} failed ({e}); {net}The Kaggle mirror "
-                         f"{kaggle_page(info.kaggle, info.kaggle_kind)} was not tried: it needs a Kaggle API token. " + KAGGLE_HOWTO)
+                         f"{_kaggle_page(info.kaggle, info.kaggle_kind)} was not tried: it needs a Kaggle API token. " + _KAGGLE_HOWTO)
 
 def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, keep_archive=False, **kw) -> Path:
     "Download and unpack data set `name` into `dest` (default data_dir(name)); archives go to `<dest>-downloads`; nothing is done if already complete."
@@ -857,12 +848,12 @@ def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, ke
             try: archive, source = _fetch_extract(url, downloads/url.split('/')[-1].split('?')[0], dest, sha256, **kw), url
             except DownloadError as e:
                 if not (use_kaggle and info.kaggle): raise
-                if kaggle_credentials() is None: raise _download_failed(name, url, e) from None
+                if _kaggle_credentials() is None: raise _download_failed(name, url, e) from None
                 print(f"{name}: the official download failed ({e}); trying the Kaggle mirror")
         if archive is None and use_kaggle and info.kaggle:
-            archive, source = kaggle_download(info.kaggle, downloads, info.kaggle_kind), kaggle_page(info.kaggle, info.kaggle_kind)
-            try: extract(archive, dest)
-            except CorruptArchiveError: archive.unlink(); raise
+            archive, source = _kaggle_download(info.kaggle, downloads, info.kaggle_kind), _kaggle_page(info.kaggle, info.kaggle_kind)
+            try: _extract(archive, dest)
+            except _CorruptArchiveError: archive.unlink(); raise
         elif archive is None and info.figshare_doi: _figshare_download(info.figshare_doi, dest, downloads, **kw); source = f'figshare doi:{info.figshare_doi}'
         elif archive is None: raise DownloadError(f"{name}: no download source; put the data into {_rel(dest)} by hand ({info.layout})")
     finally:
@@ -875,7 +866,7 @@ def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, ke
     return dest
 
 # %% ../nbs/00_data.ipynb #8872c56b
-SMOKE_SAMPLE = 2000  # images taken from real data in smoke mode
+_SMOKE_SAMPLE = 2000  # images taken from real data in smoke mode
 
 def _sample_items(df: pd.DataFrame, n: int, seed=0) -> pd.DataFrame:
     "About `n` rows of `df`: whole groups (until every label is in) when there are groups, else a sample per label."
@@ -901,7 +892,7 @@ def _make_sample(name, src: Path, n: int) -> Path:
     return dest
 
 # %% ../nbs/00_data.ipynb #70d2ff8f
-IDC_SYNTHETIC_N = 480  # images of IDC stand-ins when no size is asked for (make_idc's default 8 x 60)
+_IDC_SYNTHETIC_N = 480  # images of IDC stand-ins when no size is asked for (make_idc's default 8 x 60)
 
 def _idc_kwargs(n) -> dict:
     "make_idc arguments for about `n` images from enough patients (at least 20) for a patient split with a meaningful CI."
@@ -912,15 +903,15 @@ def _synthetic_kwargs(name, n, synthetic_kw=None) -> dict:
     "Arguments for lib.synthetic's make_<name> giving about `n` images (None: its defaults), updated by `synthetic_kw`."
     extra = dict(synthetic_kw or {})
     if name == 'malaria':
-        fl = shared_dir()/'data'/'malaria_nih_filelist.csv' if shared_dir() else None
+        fl = _shared_dir()/'data'/'malaria_nih_filelist.csv' if _shared_dir() else None
         kw = {'filelist': str(fl)} if fl and fl.exists() else {}
         return kw | ({'n_per_class': max(1, n//2)} if n else {}) | extra
-    if name == 'idc': return _idc_kwargs(n or IDC_SYNTHETIC_N) | extra
+    if name == 'idc': return _idc_kwargs(n or _IDC_SYNTHETIC_N) | extra
     if not n: return extra
     if name == 'pcam': return {'n': n} | extra
     return {'n_per_class': max(1, n//len(DATASETS[name].classes))} | extra
 
-def make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
+def _make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
     "Synthetic stand-ins for data set `name` in data_dir(f'{name}-synthetic'), made once per setting (other kwargs: made again)."
     from lib import synthetic
     dest, kw = data_dir(f'{name}-synthetic'), _synthetic_kwargs(name, n_sample, synthetic_kw)
@@ -934,9 +925,9 @@ def make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
 def _input_root() -> Path | None:
     "Where the platform mounts attached datasets: env MEDCASES_KAGGLE_INPUT, else /kaggle/input on Kaggle, else None."
     if os.environ.get('MEDCASES_KAGGLE_INPUT'): return Path(os.environ['MEDCASES_KAGGLE_INPUT'])
-    return Path('/kaggle/input') if platform_name() == 'kaggle' else None
+    return Path('/kaggle/input') if _platform_name() == 'kaggle' else None
 
-def kaggle_input(name) -> Path | None:
+def _kaggle_input(name) -> Path | None:
     "The folder of data set `name` attached as a Kaggle input (read-only, found by its Kaggle slug in any wrapper folder), or None."
     root, slug = _input_root(), (DATASETS[name].kaggle or '').split('/')[-1]
     if root is None or not slug or not root.is_dir(): return None
@@ -955,7 +946,7 @@ def _real_problem(name) -> str | None:
     try: n = len(get_items(name, d))
     except LayoutError as e: return f"{_rel(d)} is there but is not in the layout of {name}: {e}"
     if _done(d) or n >= info.n_images: return None
-    return (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {MARKER} marker of a finished "
+    return (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {_MARKER} marker of a finished "
             f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
             f"(or delete the folder); if you put a complete copy there yourself, write the marker with lib.data._mark(path)")
 
@@ -967,16 +958,16 @@ def _real_on_disk(name, quiet=False) -> Path | None:
 
 def _noted(name, path) -> Path:
     "Record the fingerprint of the data `path` in lib.run's run record (for the results' provenance); return `path`."
-    from lib.run import RUN, data_fingerprint
-    RUN['data'][name] = data_fingerprint(name, path)
+    from lib.run import RUN, _data_fingerprint
+    RUN['data'][name] = _data_fingerprint(name, path)
     return path
 
-def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
+def _get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
     "Folder of data set `name` for this run: real (attached as a Kaggle input, on disk, or downloaded if allowed; a sample in smoke), else synthetic stand-ins (made with `synthetic_kw`)."
     info, mode = DATASETS[name], mode or get_mode()
-    if isinstance(mode, str): mode = Mode(mode, 'chosen by the caller', get_mode().offline)
-    n = n_sample or (SMOKE_SAMPLE if mode.name == 'smoke' else None)
-    real, why = kaggle_input(name) or _real_on_disk(name), ''
+    if isinstance(mode, str): mode = _Mode(mode, 'chosen by the caller', get_mode().offline)
+    n = n_sample or (_SMOKE_SAMPLE if mode.name == 'smoke' else None)
+    real, why = _kaggle_input(name) or _real_on_disk(name), ''
     if real is None:
         if mode.offline: why = 'offline (IN_TEST, CI or MEDCASES_OFFLINE is set), so nothing is downloaded'
         elif mode.name == 'smoke' and not info.smoke_download: why = f'smoke mode does not download the {info.download_size} of {name}; use MEDCASES_MODE=full or put it there yourself'
@@ -991,23 +982,23 @@ def get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
             print(f"{name}: using {_done(d)['n_images']:,} REAL images ({_rel(d)}), a sample of {_rel(real)} for {mode.name} mode")
             return _noted(name, d)
         print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)"); return _noted(name, real)
-    d = make_synthetic(name, n_sample, synthetic_kw)
+    d = _make_synthetic(name, n_sample, synthetic_kw)
     print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
           f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
     return _noted(name, d)
 
 # %% ../nbs/00_data.ipynb #90908f46
 def stand_ins(path) -> bool:
-    "Are the images in `path` stand-ins? Synthetic ones (`get_data` made them), or a rehearsal's served as the real download."
+    "Are the images in `path` stand-ins? Synthetic ones (`_get_data` made them), or a rehearsal's served as the real download."
     return Path(path).name.endswith('-synthetic') or rehearsal() is not None
 
 # %% ../nbs/00_data.ipynb #f9cad37c
-DEFAULT_SIZE = {'malaria': 128, 'pcam': 224, 'idc': 50, 'kvasir': 224, 'actin': 224}
+_DEFAULT_SIZE = {'malaria': 128, 'pcam': 224, 'idc': 50, 'kvasir': 224, 'actin': 224}
 
-def default_tfms(name, size=None) -> tuple:
+def _default_tfms(name, size=None) -> tuple:
     "The source article's (item_tfms, batch_tfms) for data set `name`, at `size` if given."
     from fastai.vision.all import Resize, ResizeMethod, aug_transforms
-    size = size or DEFAULT_SIZE[name]
+    size = size or _DEFAULT_SIZE[name]
     if name == 'malaria':
         return ([Resize(size, method=ResizeMethod.Squish)],
                 aug_transforms(max_rotate=0, max_zoom=1, max_lighting=0.2, max_warp=0))   # v1's get_transforms(max_rotate=None, max_warp=None, max_zoom=1.0)
@@ -1015,18 +1006,21 @@ def default_tfms(name, size=None) -> tuple:
     return [Resize(size)], aug_transforms()
 
 # %% ../nbs/00_data.ipynb #3356c39d
-def case_dls(name, df, path, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, get_x=None, **kw):
-    "fastai DataLoaders from an items table with `is_valid` (images read by `get_x`, default: files under `path`), with the source article's transforms by default."
+def case_dls(name, df, path, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, get_x=None, tensor=False, **kw):
+    "fastai DataLoaders from an items table with `is_valid`, the article's transforms by default; images from the files under `path`, from `get_x`, or from an `ImageCache` given as `path` (`tensor=True`: whole batches at once)."
+    if type(path).__name__ == 'ImageCache':   # lib.cache's pixel cache: a get_x and, with `tensor`, a batch-at-once loader (03_cache)
+        from lib.cache import _cache_dls
+        return _cache_dls(name, df, path, size, bs, item_tfms, batch_tfms, seed, tensor=tensor, **kw)
     from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, set_seed
     import torch
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
-    d_item, d_batch = default_tfms(name, size)
+    d_item, d_batch = _default_tfms(name, size)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=get_x or ColReader('path', pref=Path(path)),
                        get_y=ColReader('label'), splitter=ColSplitter('is_valid'),
                        item_tfms=d_item if item_tfms is None else item_tfms,
                        batch_tfms=d_batch if batch_tfms is None else batch_tfms)
     if not torch.cuda.is_available(): kw.setdefault('num_workers', 0)
     set_seed(seed)
-    dls = dblock.dataloaders(df, bs=fit_bs(bs, int((~df['is_valid'].astype(bool)).sum())), **kw)
+    dls = dblock.dataloaders(df, bs=_fit_bs(bs, int((~df['is_valid'].astype(bool)).sum())), **kw)
     dls.train.rng = random.Random(seed)  # the shuffling order depends on the seed only
     return dls

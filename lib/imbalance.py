@@ -12,8 +12,7 @@ from fastai.vision.all import CrossEntropyLossFlat, DataLoaders, WeightedDL
 from .train import ProbMSELoss
 
 # %% auto #0
-__all__ = ['class_counts', 'majority_baseline', 'class_weights', 'WeightedProbMSELoss', 'weighted_loss', 'item_weights',
-           'BalancedDL', 'dl_labels', 'balanced_dls']
+__all__ = ['class_counts', 'majority_baseline', 'class_weights', 'weighted_loss', 'dl_labels', 'balanced_dls']
 
 # %% ../nbs/06_imbalance.ipynb #43e63106
 def class_counts(labels, vocab=None) -> pd.Series:
@@ -40,7 +39,7 @@ def class_weights(labels, vocab=None, power=1.0) -> torch.Tensor:
     return torch.tensor(w / (w * c).sum() * c.sum(), dtype=torch.float32)
 
 # %% ../nbs/06_imbalance.ipynb #5deb2c07
-class WeightedProbMSELoss(ProbMSELoss):
+class _WeightedProbMSELoss(ProbMSELoss):
     "`ProbMSELoss` with each item's squared error multiplied by its class weight `weight[target]`."
     def __init__(self, weight, reduction='mean'):
         super().__init__(reduction)
@@ -52,16 +51,16 @@ class WeightedProbMSELoss(ProbMSELoss):
 
 # %% ../nbs/06_imbalance.ipynb #aefde8f9
 def weighted_loss(weight, head='classifier'):
-    "A loss weighting classes by `weight`: `CrossEntropyLossFlat` for head 'classifier', `WeightedProbMSELoss` for 'regression'."
+    "A loss weighting classes by `weight`: `CrossEntropyLossFlat` for head 'classifier', `_WeightedProbMSELoss` for 'regression'."
     weight = torch.as_tensor(weight, dtype=torch.float32)
     if head == 'classifier': return CrossEntropyLossFlat(weight=weight)
     if head == 'regression':
         if len(weight) != 2: raise ValueError(f"the regression head has two classes (0/1), got {len(weight)} weights")
-        return WeightedProbMSELoss(weight)
+        return _WeightedProbMSELoss(weight)
     raise ValueError(f"head must be 'classifier' or 'regression', not {head!r}")
 
 # %% ../nbs/06_imbalance.ipynb #4c48b1d2
-def item_weights(labels, vocab=None, power=1.0) -> np.ndarray:
+def _item_weights(labels, vocab=None, power=1.0) -> np.ndarray:
     "Sampling probability of each item (sums to 1): its class weight, so each class is drawn about equally with `power=1`."
     s = pd.Series(np.asarray(labels).reshape(-1)).astype(str)
     cw = class_weights(s, vocab, power)
@@ -70,7 +69,7 @@ def item_weights(labels, vocab=None, power=1.0) -> np.ndarray:
     return w / w.sum()
 
 # %% ../nbs/06_imbalance.ipynb #5f63b030
-class BalancedDL(WeightedDL):
+class _BalancedDL(WeightedDL):
     "fastai `WeightedDL` that draws with replacement using the loader's own seeded `rng`, not NumPy's global one."
     def get_idxs(self):
         if self.n == 0: return []
@@ -88,10 +87,10 @@ def dl_labels(dl) -> np.ndarray:
 
 # %% ../nbs/06_imbalance.ipynb #f7d3055a
 def balanced_dls(dls, labels=None, power=1.0, seed=42) -> DataLoaders:
-    "Copy of `dls` whose training loader is a `BalancedDL` drawing classes about equally (`power=1`), seeded by `seed`."
+    "Copy of `dls` whose training loader is a `_BalancedDL` drawing classes about equally (`power=1`), seeded by `seed`."
     labels = dl_labels(dls.train) if labels is None else np.asarray(labels)
     if len(labels) != len(dls.train.dataset):
         raise ValueError(f"{len(labels)} labels for {len(dls.train.dataset)} training items")
-    train = dls.train.new(cls=BalancedDL, wgts=item_weights(labels, vocab=sorted(set(labels.tolist())), power=power))
+    train = dls.train.new(cls=_BalancedDL, wgts=_item_weights(labels, vocab=sorted(set(labels.tolist())), power=power))
     train.rng = random.Random(seed)
     return DataLoaders(train, *dls.loaders[1:], path=dls.path, device=dls.device)

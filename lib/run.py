@@ -12,11 +12,10 @@ from importlib import metadata
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['RUN', 'PROVENANCE_KEYS', 'NEEDS', 'HEADLINE', 'RunRecord', 'weights_digest', 'device', 'peak_gpu_gb', 'provenance',
-           'data_fingerprint', 'BudgetError', 'preflight', 'verdict', 'reproduction_table']
+__all__ = ['RUN', 'weights_digest', 'device', 'provenance', 'BudgetError', 'preflight', 'Case', 'verdict']
 
 # %% ../nbs/07_run.ipynb #372117ef
-class RunRecord(dict):
+class _RunRecord(dict):
     "What this kernel's run did so far: seed, recipe variant, data fingerprints and training stages (filled by lib.train and lib.data)."
     def __init__(self): super().__init__(seed=None, variant=None, data={}, stages={})
     def stage(self, name, **facts):
@@ -24,7 +23,7 @@ class RunRecord(dict):
         self['stages'][name] = {**self['stages'].get(name, {}), **facts}
     def clear(self): self.__init__()
 
-RUN = RunRecord()
+RUN = _RunRecord()
 
 # %% ../nbs/07_run.ipynb #c4476ca8
 def weights_digest(model) -> str:
@@ -62,35 +61,35 @@ def device() -> dict:
         return dict(kind='cuda', name=gpus[0].name, count=len(gpus), memory_gb=round(gpus[0].total_memory/1e9, 1))
     return dict(kind='cpu', name=platform.processor() or platform.machine(), count=os.cpu_count())
 
-def peak_gpu_gb() -> float | None:
+def _peak_gpu_gb() -> float | None:
     "The most GPU memory torch has held in this kernel, in GB (None without a GPU)."
     import torch
     return round(max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))/1e9, 2) if torch.cuda.is_available() else None
 
 # %% ../nbs/07_run.ipynb #f8ed5d94
-PROVENANCE_KEYS = ('commit', 'versions', 'device', 'peak_gpu_gb', 'seed', 'variant', 'data', 'stages', 'rehearsal', 'platform', 'date')
+_PROVENANCE_KEYS = ('commit', 'versions', 'device', 'peak_gpu_gb', 'seed', 'variant', 'data', 'stages', 'rehearsal', 'platform', 'date')
 
 def provenance() -> dict:
     "Where a result comes from: commit, versions, hardware, peak GPU memory, and this run's record (`RUN`)."
     import torch
-    from lib.data import rehearsal, platform_name
+    from lib.data import rehearsal, _platform_name
     return dict(commit=_git_commit(),
                 versions=dict(python=platform.python_version(), torch=torch.__version__, torchvision=_version('torchvision'),
                               fastai=_version('fastai'), timm=_version('timm'), cuda=torch.version.cuda,
                               cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None),
-                device=device(), peak_gpu_gb=peak_gpu_gb(), seed=RUN['seed'], variant=RUN['variant'],
+                device=device(), peak_gpu_gb=_peak_gpu_gb(), seed=RUN['seed'], variant=RUN['variant'],
                 data=dict(RUN['data']), stages={k: dict(v) for k, v in RUN['stages'].items()}, rehearsal=rehearsal() is not None,
-                platform=platform_name(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+                platform=_platform_name(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 # %% ../nbs/07_run.ipynb #b4b9cff2
-def data_fingerprint(name, path) -> str:
+def _data_fingerprint(name, path) -> str:
     "How to recognise the data of `name` in `path`: 'stand-ins', its files' digest checked against the registry's, or a digest of its file list."
-    from lib.data import DATASETS, stand_ins, get_items, sha256sum, files_digest
+    from lib.data import DATASETS, stand_ins, get_items, _file_hash, _files_digest
     path, info = Path(path), DATASETS[name]
     if stand_ins(path): return 'stand-ins'
     if info.files_digest:
         items = get_items(name, path)
-        d = files_digest(sha256sum(path/p) for p in items.path)
+        d = _files_digest(_file_hash(path/p) for p in items.path)
         same = 'matches the registry: the published data set' if d == info.files_digest else "differs from the registry's"
         return f"files-digest:{d[:16]} of {len(items):,} images ({same})"
     files = sorted(p for p in path.rglob('*') if p.is_file() and not p.name.startswith('.medcases'))
@@ -98,7 +97,7 @@ def data_fingerprint(name, path) -> str:
     return f"files-sha256:{h.hexdigest()[:16]} ({len(files):,} files: names and sizes; the registry has no checksum)"
 
 # %% ../nbs/07_run.ipynb #bae1f414
-NEEDS = {  # estimates for the article's recipe (variant 'article'); 'budget' where a case has a shorter variant
+_NEEDS = {  # estimates for the article's recipe (variant 'article'); 'budget' where a case has a shorter variant
     'malaria': dict(article=dict(data_gb=1.0, checkpoints_gb=3.0, gpu_gb=7.0, hours=1.0)),
     'kvasir':  dict(article=dict(data_gb=5.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=1.5),
                     budget=dict(data_gb=5.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=0.75)),
@@ -145,16 +144,18 @@ def _advice(case, need, platform) -> str:
 
 def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
     "Print the GPU, where data/checkpoints/results live with the room left, and what the full run of `case` needs; raise `BudgetError` if it cannot fit."
-    from lib.data import get_mode, data_dir, models_dir, results_dir, rehearsal, platform_name, _real_on_disk, kaggle_input, _rel
+    from lib.data import get_mode, data_dir, _models_dir, results_dir, rehearsal, _platform_name, _real_on_disk, _kaggle_input, _rel
     mode, variant = mode or get_mode(), variant or RUN['variant'] or 'article'
-    plat, dev = platform_name(), device()
+    plat, dev = _platform_name(), device()
     gpu_free = _gpu_free_gb()
     print(f"platform: {plat}; device: {dev['name']}" + (f" x{dev['count']}, {dev['memory_gb']} GB each, {gpu_free:.1f} GB free" if gpu_free is not None else f" ({dev['count']} cores, no CUDA GPU)"))
-    where = dict(data=data_dir(case), checkpoints=models_dir(), results=results_dir())
+    where = dict(data=data_dir(case), checkpoints=_models_dir(), results=results_dir())
     for k, d in where.items(): print(f"{k:12} {_rel(d)}  ({_free_gb(d):,.1f} GB free)")
+    from lib.train import n_procs
+    if (n := n_procs()) > 1: print(f"training: {n} processes (MEDCASES_GPUS), each taking its share of every batch")
     if mode.name != 'full': print(f"{mode.name} mode: small data, minutes on a CPU; nothing to check"); return {}
-    need = dict(NEEDS[case].get(variant, NEEDS[case]['article']))
-    if data_ready is None: data_ready = kaggle_input(case) is not None or _real_on_disk(case, quiet=True) is not None
+    need = dict(_NEEDS[case].get(variant, _NEEDS[case]['article']))
+    if data_ready is None: data_ready = _kaggle_input(case) is not None or _real_on_disk(case, quiet=True) is not None
     if data_ready: need['data_gb'] = 0.0
     print(f"needs ({variant} recipe; estimates, not measured): data {need['data_gb']:.0f} GB{' (already there)' if data_ready else ''}, "
           f"checkpoints {need['checkpoints_gb']:.0f} GB, GPU {need['gpu_gb']:.0f} GB, about {need['hours']:g} h on a T4")
@@ -164,7 +165,7 @@ def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
     if need['hours'] > _SESSION_HOURS.get(plat, 1e9):
         print(f"note: about {need['hours']:g} h is longer than one {plat} session ({_SESSION_HOURS[plat]} h). Rerun the notebook in a new session and "
               f"training continues from its last checkpoint; keep the checkpoints on storage that outlives the session (MEDCASES_STORAGE)"
-              + ("; or choose the shorter recipe, MEDCASES_VARIANT=budget" if 'budget' in NEEDS[case] else ''))
+              + ("; or choose the shorter recipe, MEDCASES_VARIANT=budget" if 'budget' in _NEEDS[case] else ''))
     if rehearsal(): print("rehearsal: stand-ins need little room; the checks below are not enforced"); return need
     short, dd, cd = [], _existing(where['data']), _existing(where['checkpoints'])
     disks = {dd: ['data_gb'], cd: ['checkpoints_gb']} if dd.stat().st_dev != cd.stat().st_dev else {dd: ['data_gb', 'checkpoints_gb']}
@@ -179,14 +180,41 @@ def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
     print("preflight: the run fits")
     return need
 
+# %% ../nbs/07_run.ipynb #4d1d0732
+_BANNER = ("=" * 100 + "\nSTAND-INS: these images are synthetic, drawn in the real data set's layout (lib.synthetic). They test the code;\n"
+           "no figure below says anything about the real task. On a GPU with the real data (MEDCASES_MODE=full) it is the real thing.\n" + "=" * 100)
+
+class Case:
+    "A case study's setup: mode, knobs, work folder, preflight, data folder and its table of items (`path`, `label`, `group`)."
+    def __init__(self, name, knobs, min_epochs=None, path=None, synthetic_kw=None):
+        from lib.data import DATASETS, get_mode, _mode_knobs, _models_dir, _get_data, stand_ins, get_items, _rel
+        self.name, self.info, self.mode = name, DATASETS[name], get_mode()
+        print(f"{name}: {self.info.title}\nmode: {self.mode.name} ({self.mode.reason}){', offline' if self.mode.offline else ''}")
+        self.knobs = _mode_knobs(knobs, self.mode, min_epochs=min_epochs)
+        print('knobs: ' + ', '.join(f'{k}={v}' for k, v in vars(self.knobs).items()))
+        self.work = _models_dir(f'{name}-{self.mode.name}')
+        if self.mode.name == 'smoke': shutil.rmtree(self.work, ignore_errors=True)   # smoke starts clean; full continues from its checkpoints
+        self.work.mkdir(parents=True, exist_ok=True)
+        preflight(name, self.mode)
+        k = vars(self.knobs)
+        self.path = Path(path) if path else _get_data(name, self.mode, n_sample=k.get('n_sample'), synthetic_kw=k.get('synthetic_kw') or synthetic_kw)
+        self.stand_ins, self.items = stand_ins(self.path), get_items(name, self.path)
+        print(f"data: {self.describe()} in {_rel(self.path)}\nwork folder (checkpoints, exports): {_rel(self.work)}")
+        if self.stand_ins: print(_BANNER)
+
+    def describe(self) -> str:
+        "'600 images (300 Parasitized, 300 Uninfected) from 30 groups'"
+        counts = ', '.join(f'{n:,} {c}' for c, n in self.items.label.value_counts().sort_index().items())
+        groups = self.items.group.nunique() if 'group' in self.items and self.items.group.notna().any() else 0
+        return f"{len(self.items):,} images ({counts})" + (f" from {groups:,} {'slides' if self.name == 'malaria' else 'patients'}" if groups else '')
+
 # %% ../nbs/07_run.ipynb #2712ea04
-HEADLINE = {'malaria': ('random', 'accuracy'), 'pcam': ('random', 'accuracy'), 'idc': ('random-regression', 'accuracy'),
+_ARTICLE_RESULT = {'malaria': ('random', 'accuracy'), 'pcam': ('random', 'accuracy'), 'idc': ('random-regression', 'accuracy'),
             'kvasir': ('random', 'accuracy'), 'actin': ('random', 'accuracy')}   # the article's split and metric, per case
 
 def _article(rep, metric) -> float | None:
-    "The article's figure for `metric` in `rep`'s published figures."
-    from lib.evaluate import published_entries, _column, _base
-    return next((v for k, m, v, s, c in published_entries(rep.published) if _column(k) == 'article' and m == _base(metric)), None)
+    "The article's final figure for `metric` in `rep`'s published figures."
+    return next((p.value for p in rep.published if (p.source, p.metric, p.step) == ('article', metric, '')), None)
 
 def verdict(rep, metric='accuracy') -> str:
     "Does full-mode report `rep` reproduce the article's figure for `metric`: inside our CI, or the gap."
@@ -204,14 +232,14 @@ def _prov_text(rep) -> str:
     dev, when, commit = p.get('device', {}), (p.get('date') or rep.created or '')[:10], (p.get('commit') or '?')[:7]
     return f"{'rehearsal, CPU' if p.get('rehearsal') else dev.get('name', '?')}, {when}, {commit}"
 
-def reproduction_table(results_dir) -> str:
+def _reproduction_table(results_dir) -> str:
     "Markdown: per case study the article's and paper's figures, ours in smoke and in full (with provenance), and the verdict."
     from lib.evaluate import Report, _fmt, _published_cell, _is_report
     reps = {}
     for f in sorted(Path(results_dir).glob('*.json')):
         if _is_report(f): r = Report.load(f); reps[(r.case, r.mode, r.split)] = r
     lines = ['| case | metric (split) | article | paper | ours, smoke (stand-ins) | ours, full | full run on | verdict |', '|---|---|---|---|---|---|---|---|']
-    for case, (split, metric) in HEADLINE.items():
+    for case, (split, metric) in _ARTICLE_RESULT.items():
         smoke, full = reps.get((case, 'smoke', split)), reps.get((case, 'full', split))
         if not (smoke or full): continue
         ref, cell = full or smoke, lambda r: _fmt(*r.row(metric)[['value', 'ci_low', 'ci_high']]) if r is not None else '—'

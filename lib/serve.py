@@ -23,16 +23,13 @@ from fastapi import FastAPI, File, UploadFile
 from fastapi.responses import JSONResponse
 
 from .train import load_exported
-from .evaluate import gradcam, learner_vocab, output_probs, predict_image
+from .evaluate import gradcam, _learner_vocab, _output_probs, _predict_image
 
 # %% auto #0
-__all__ = ['MAX_BYTES', 'MAX_PIXELS', 'log', 'WELCOME', 'LOCAL_HOSTS', 'SPACES_PACKAGES', 'demo_export', 'BadImage', 'to_rgb',
-           'read_image', 'find_export', 'class_probs', 'overlay', 'png_data_url', 'Predictor', 'to_json', 'safe_call',
-           'ui_predict', 'make_ui', 'make_app', 'Server', 'make_parser', 'main', 'classes_title', 'spaces_app',
-           'public_version', 'spaces_requirements', 'write_space']
+__all__ = ['Predictor', 'make_app', 'classes_title']
 
 # %% ../nbs/20_deploy.ipynb #demoexport1
-def demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path:
+def _demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path:
     "Export a tiny learner (`arch` from scratch, one epoch on synthetic malaria cells) to `dest`/export.pkl: a model to try serving with."
     from lib.synthetic import make_malaria
     from lib.data import get_items, random_split, case_dls
@@ -47,14 +44,14 @@ def demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path:
     return export_learner(learn, 'export.pkl')
 
 # %% ../nbs/20_deploy.ipynb #0f2120bd
-MAX_BYTES = 20 * 2**20     # 20 MB per upload
-MAX_PIXELS = 40_000_000    # 40 megapixels, e.g. 6300 x 6300: larger images are refused before decoding
+_MAX_BYTES = 20 * 2**20     # 20 MB per upload
+_MAX_PIXELS = 40_000_000    # 40 megapixels, e.g. 6300 x 6300: larger images are refused before decoding
 
-class BadImage(ValueError):
+class _BadImage(ValueError):
     "An upload we refuse, with a message for the person who sent it; `status` is the HTTP status code."
     def __init__(self, msg, status=400): super().__init__(msg); self.status = status
 
-def to_rgb(im: Image.Image) -> Image.Image:
+def _to_rgb(im: Image.Image) -> Image.Image:
     "RGB copy of `im`: grayscale copied to 3 channels, transparency flattened onto white, 16-bit/float rescaled."
     if im.mode == 'RGB': return im
     if im.mode in ('I', 'I;16', 'I;16B', 'I;16L', 'F'):
@@ -73,32 +70,32 @@ def _bomb_pixels(e) -> str:
     m = re.search(r'\((\d+) pixels\)', str(e))
     return f'{int(m[1]) / 1e6:.0f} megapixels' if m else 'more pixels than PIL will open'
 
-def read_image(data: bytes, max_pixels=MAX_PIXELS, max_bytes=MAX_BYTES) -> PILImage:
-    "Decode uploaded `data` into an RGB `PILImage` (`info['source_mode']`: the upload's mode), or raise `BadImage`."
-    if not data: raise BadImage('the upload is empty (0 bytes): choose an image file (PNG, JPEG, TIFF, ...)')
-    if len(data) > max_bytes: raise BadImage(f'the file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB', 413)
+def _read_image(data: bytes, max_pixels=_MAX_PIXELS, max_bytes=_MAX_BYTES) -> PILImage:
+    "Decode uploaded `data` into an RGB `PILImage` (`info['source_mode']`: the upload's mode), or raise `_BadImage`."
+    if not data: raise _BadImage('the upload is empty (0 bytes): choose an image file (PNG, JPEG, TIFF, ...)')
+    if len(data) > max_bytes: raise _BadImage(f'the file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB', 413)
     limit = f'the limit is {max_pixels / 1e6:.0f} megapixels: downscale it first (the model sees a small square anyway)'
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))  # reads the header only
-    except Image.DecompressionBombError as e: raise BadImage(f'the image has {_bomb_pixels(e)}; {limit}', 413) from None
-    except Exception: raise BadImage('this file is not an image that can be read (expected PNG, JPEG, TIFF, BMP, GIF or WebP)') from None
+    except Image.DecompressionBombError as e: raise _BadImage(f'the image has {_bomb_pixels(e)}; {limit}', 413) from None
+    except Exception: raise _BadImage('this file is not an image that can be read (expected PNG, JPEG, TIFF, BMP, GIF or WebP)') from None
     w, h = im.size
-    if w * h > max_pixels: raise BadImage(f'the image is {w} x {h} = {w * h / 1e6:.0f} megapixels; {limit}', 413)
-    if w * h == 0: raise BadImage(f'the image has no pixels ({w} x {h})')
+    if w * h > max_pixels: raise _BadImage(f'the image is {w} x {h} = {w * h / 1e6:.0f} megapixels; {limit}', 413)
+    if w * h == 0: raise _BadImage(f'the image has no pixels ({w} x {h})')
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             im.seek(0); im.load()  # the first frame of a multi-page TIFF or an animated GIF
             mode, im = im.mode, ImageOps.exif_transpose(im)
-            img = PILImage.create(np.asarray(to_rgb(im)))
-    except Exception as e: raise BadImage(f'the image file is damaged or truncated and could not be decoded ({type(e).__name__})') from None
+            img = PILImage.create(np.asarray(_to_rgb(im)))
+    except Exception as e: raise _BadImage(f'the image file is damaged or truncated and could not be decoded ({type(e).__name__})') from None
     img.info['source_mode'] = mode
     return img
 
 # %% ../nbs/20_deploy.ipynb #b9542385
-def find_export(path=None, models=None) -> Path:
+def _find_export(path=None, models=None) -> Path:
     "The exported learner to serve: file `path`, else the newest `.pkl` in folder `path` or `models` (default: models/), printed."
     from lib.data import project_root, _rel
     if path is not None and Path(path).is_file(): return Path(path)
@@ -112,11 +109,11 @@ def find_export(path=None, models=None) -> Path:
     return pkls[-1]
 
 # %% ../nbs/20_deploy.ipynb #ab8f5bb6
-def class_probs(learn, out) -> torch.Tensor:
+def _class_probs(learn, out) -> torch.Tensor:
     "Class probabilities of the first row of model output `out`, via the loss function's activation (softmax for classifiers)."
-    return output_probs(learn, out)[0]  # lib.evaluate's, shared with the case studies' "try your own image"
+    return _output_probs(learn, out)[0]  # lib.evaluate's, shared with the case studies' "try your own image"
 
-def overlay(img: Image.Image, cam, alpha=0.5, cmap='magma', height=224) -> Image.Image:
+def _overlay(img: Image.Image, cam, alpha=0.5, cmap='magma', height=224) -> Image.Image:
     "`img` beside `img` with the heatmap `cam` (values in [0, 1]) in colour on top, `height` pixels high."
     heat = (colormaps[cmap](np.clip(np.asarray(cam, dtype=np.float32), 0, 1))[..., :3] * 255).astype(np.uint8)
     heat = Image.fromarray(heat).resize(img.size, Image.BILINEAR)
@@ -126,7 +123,7 @@ def overlay(img: Image.Image, cam, alpha=0.5, cmap='magma', height=224) -> Image
     out.paste(a, (0, 0)); out.paste(b, (w + 8, 0))
     return out
 
-def png_data_url(im: Image.Image) -> str:
+def _png_data_url(im: Image.Image) -> str:
     "A PIL image as a `data:image/png;base64,...` URL: a browser shows it, `base64` + PIL decode it."
     buf = io.BytesIO(); im.save(buf, format='PNG')
     return 'data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode()
@@ -134,16 +131,16 @@ def png_data_url(im: Image.Image) -> str:
 # %% ../nbs/20_deploy.ipynb #9b28657d
 class Predictor:
     "An exported learner, loaded once; call it on image bytes for label, probabilities and a Grad-CAM heatmap."
-    def __init__(self, learn, name='model', max_pixels=MAX_PIXELS, max_bytes=MAX_BYTES, heatmap=True):
+    def __init__(self, learn, name='model', max_pixels=_MAX_PIXELS, max_bytes=_MAX_BYTES, heatmap=True):
         self.learn, self.name, self.max_pixels, self.max_bytes, self.heatmap = learn, name, max_pixels, max_bytes, heatmap
         self.learn.model.eval()
-        self.vocab = learner_vocab(learn)
+        self.vocab = _learner_vocab(learn)
         self.lock = threading.Lock()  # one image at a time: the model, its hooks and fastai's pipeline are shared
 
     @classmethod
     def from_file(cls, path=None, **kw):
-        "Load the exported learner found by `find_export(path)` once, on the CPU."
-        fn = find_export(path)
+        "Load the exported learner found by `_find_export(path)` once, on the CPU."
+        fn = _find_export(path)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # fastai's reminder that pickles run code: we load only the file we were given
             learn = load_exported(fn)
@@ -156,43 +153,43 @@ class Predictor:
 
     def predict(self, img) -> dict:
         "Prediction for an RGB `PILImage`: label, probability, probabilities per class and (a PIL image) heatmap."
-        with self.lock:  # lib.evaluate.predict_image: one forward pass (and one backward for the heatmap)
-            r = predict_image(self.learn, img, heatmap=self.heatmap)
+        with self.lock:  # lib.evaluate._predict_image: one forward pass (and one backward for the heatmap)
+            r = _predict_image(self.learn, img, heatmap=self.heatmap)
             res = dict(label=r['label'], probability=r['prob'], probabilities={v: float(p) for v, p in zip(self.vocab, r['probs'])})
-            if self.heatmap: res['heatmap'] = overlay(self.model_input(r['x']), r['cam'])
+            if self.heatmap: res['heatmap'] = _overlay(self.model_input(r['x']), r['cam'])
         return res
 
     def __call__(self, data: bytes) -> dict:
-        "`predict` on uploaded image bytes (refused with `BadImage` as `read_image` says), with the model and image described."
-        img = read_image(data, self.max_pixels, self.max_bytes)
+        "`predict` on uploaded image bytes (refused with `_BadImage` as `_read_image` says), with the model and image described."
+        img = _read_image(data, self.max_pixels, self.max_bytes)
         return dict(self.predict(img), model=self.name, image=dict(width=img.width, height=img.height, mode=img.info['source_mode']))
 
 # %% ../nbs/20_deploy.ipynb #59da1185
-def to_json(res: dict) -> dict:
+def _to_json(res: dict) -> dict:
     "A prediction with its heatmap as a PNG data URL, ready for `json.dumps`."
-    return {k: png_data_url(v) if isinstance(v, Image.Image) else v for k, v in res.items()}
+    return {k: _png_data_url(v) if isinstance(v, Image.Image) else v for k, v in res.items()}
 
-log = logging.getLogger(__name__)
+_log = logging.getLogger(__name__)
 
-def safe_call(predictor, data: bytes) -> tuple[dict, int]:
+def _safe_call(predictor, data: bytes) -> tuple[dict, int]:
     "`predictor(data)` and an HTTP status; a refused upload gives its message, any other failure a short one."
     try: return predictor(data), 200
-    except BadImage as e: return {'error': str(e)}, e.status
+    except _BadImage as e: return {'error': str(e)}, e.status
     except Exception as e:
-        log.exception('prediction failed')
+        _log.exception('prediction failed')
         return {'error': f'the model could not process this image ({type(e).__name__}); the details are in the server log'}, 500
 
 # %% ../nbs/20_deploy.ipynb #513c5e58
-WELCOME = 'Upload an image to classify it.'
+_WELCOME = 'Upload an image to classify it.'
 
-def ui_predict(predictor, path):
+def _ui_predict(predictor, path):
     "Gradio callback: the uploaded file's path -> (message, class probabilities, heatmap image)."
-    if path is None: return WELCOME, None, None
-    res, status = safe_call(predictor, Path(path).read_bytes())
+    if path is None: return _WELCOME, None, None
+    res, status = _safe_call(predictor, Path(path).read_bytes())
     if status != 200: return f"**Cannot classify this file:** {res['error']}", None, None
     return f"**Predicted: {res['label']}** (probability {res['probability']:.3f})", res['probabilities'], res.get('heatmap')
 
-def make_ui(predictor, title=None, description=None) -> gr.Blocks:
+def _make_ui(predictor, title=None, description=None) -> gr.Blocks:
     "Gradio page: upload an image, see the predicted class, the class probabilities and the Grad-CAM heatmap."
     title = ifnone(title, f'medcases: {predictor.name}')
     description = ifnone(description, f"Classes: {', '.join(predictor.vocab)}. A teaching demo, not a medical device.")
@@ -201,12 +198,12 @@ def make_ui(predictor, title=None, description=None) -> gr.Blocks:
         with gr.Row():
             inp = gr.File(label='Image (PNG, JPEG, TIFF, ...)', file_types=['image'], type='filepath', elem_id='upload')
             with gr.Column():
-                msg = gr.Markdown(WELCOME, elem_id='result')
+                msg = gr.Markdown(_WELCOME, elem_id='result')
                 probs = gr.Label(label='Class probabilities', num_top_classes=len(predictor.vocab), elem_id='probs')
         cam = gr.Image(label='As the model sees it, and its Grad-CAM for the predicted class', type='pil',
                        interactive=False, height=260, elem_id='heatmap')
-        inp.upload(lambda p: ui_predict(predictor, p), inp, [msg, probs, cam], api_name='classify')
-        inp.clear(lambda: (WELCOME, None, None), None, [msg, probs, cam], api_name=False)
+        inp.upload(lambda p: _ui_predict(predictor, p), inp, [msg, probs, cam], api_name='classify')
+        inp.clear(lambda: (_WELCOME, None, None), None, [msg, probs, cam], api_name=False)
     return demo
 
 def make_app(predictor, title=None, ui=True) -> FastAPI:
@@ -219,17 +216,17 @@ def make_app(predictor, title=None, ui=True) -> FastAPI:
     @app.post('/api/predict')
     def predict(file: UploadFile | None = File(None)):  # a plain `def`: FastAPI runs it in a worker thread
         if file is None: return JSONResponse({'error': "no image: send it as the multipart form field 'file' (curl -F file=@cell.png ...)"}, 400)
-        res, status = safe_call(predictor, file.file.read(predictor.max_bytes + 1))
-        return JSONResponse(to_json(res), status)
+        res, status = _safe_call(predictor, file.file.read(predictor.max_bytes + 1))
+        return JSONResponse(_to_json(res), status)
 
     if ui:  # system fonts and no analytics: the page needs nothing from the internet
         theme = gr.themes.Default(font=['system-ui', 'sans-serif'], font_mono=['ui-monospace', 'monospace'])
-        app = gr.mount_gradio_app(app, make_ui(predictor, title), path='/', max_file_size=predictor.max_bytes,
+        app = gr.mount_gradio_app(app, _make_ui(predictor, title), path='/', max_file_size=predictor.max_bytes,
                                   ssr_mode=False, theme=theme, footer_links=[])
     return app
 
 # %% ../nbs/20_deploy.ipynb #a5105a93
-class Server:
+class _Server:
     "Serve `app` with uvicorn in a background thread on `host`:`port` (0: a free port); a context manager."
     def __init__(self, app, host='127.0.0.1', port=0, log_level='warning'):
         self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -262,9 +259,9 @@ class Server:
     def __exit__(self, *exc): self.stop()
 
 # %% ../nbs/20_deploy.ipynb #f3e5af6e
-LOCAL_HOSTS = ('127.0.0.1', 'localhost', '::1')
+_LOCAL_HOSTS = ('127.0.0.1', 'localhost', '::1')
 
-def make_parser() -> argparse.ArgumentParser:
+def _make_parser() -> argparse.ArgumentParser:
     "Command-line options of `python -m lib.serve`."
     p = argparse.ArgumentParser(prog='python -m lib.serve', description='Serve an exported fastai learner as a web page and a REST API.')
     p.add_argument('model', nargs='?', help='exported learner (.pkl) to serve, or a folder holding one (its newest .pkl). '
@@ -275,19 +272,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument('--title', help="the page's title (default: the model's file name)")
     p.add_argument('--no-ui', action='store_true', help='only the REST API, no web page')
     p.add_argument('--no-heatmap', action='store_true', help='skip Grad-CAM (faster answers)')
-    p.add_argument('--max-pixels', type=int, default=MAX_PIXELS, help=f'refuse larger images (default: {MAX_PIXELS:,})')
+    p.add_argument('--max-pixels', type=int, default=_MAX_PIXELS, help=f'refuse larger images (default: {_MAX_PIXELS:,})')
     return p
 
-def main(argv=None):
+def _main(argv=None):
     "Load the model once, then serve it until Ctrl+C: `python -m lib.serve [model] [--host H] [--port P] ...`."
     from lib.data import _rel
-    parser = make_parser()
+    parser = _make_parser()
     args = parser.parse_args(argv)
-    try: fn = find_export(args.model)
+    try: fn = _find_export(args.model)
     except FileNotFoundError as e: parser.error(str(e))
     predictor = Predictor.from_file(fn, max_pixels=args.max_pixels, heatmap=not args.no_heatmap)
-    if args.host not in LOCAL_HOSTS: print(f'WARNING: listening on {args.host}: other computers can reach this model.', file=sys.stderr)
-    srv = Server(make_app(predictor, args.title, ui=not args.no_ui), args.host, args.port)
+    if args.host not in _LOCAL_HOSTS: print(f'WARNING: listening on {args.host}: other computers can reach this model.', file=sys.stderr)
+    srv = _Server(make_app(predictor, args.title, ui=not args.no_ui), args.host, args.port)
     print(f"Serving {_rel(fn)} (classes: {', '.join(predictor.vocab)})\n"
           f"  web page : {srv.url}/\n  REST API : curl -F file=@image.png {srv.url}/api/predict\n"
           f"  API docs : {srv.url}/api/docs\nPress Ctrl+C to stop.", flush=True)
@@ -295,7 +292,7 @@ def main(argv=None):
     finally: srv.sock.close()
 
 # %% ../nbs/20_deploy.ipynb #b82e1513
-if __name__ == '__main__' and '__file__' in globals(): main()
+if __name__ == '__main__' and '__file__' in globals(): _main()
 
 # %% ../nbs/20_deploy.ipynb #d437a07e
 _SPACES_APP = '''\
@@ -316,29 +313,29 @@ def classes_title(vocab, max_names=4) -> str:
     shown = ' / '.join(names[:max_names]) + (f' / ... ({len(names)} classes)' if len(names) > max_names else '')
     return f'{shown} classifier (teaching demo, not a medical device)'
 
-def spaces_app(title=None) -> str:
+def _spaces_app(title=None) -> str:
     "app.py for a Space: serves export.pkl with page title `title`, by default `classes_title` of the model's classes."
     return _SPACES_APP.format(title='classes_title(predictor.vocab)' if title is None else repr(title))
 
-SPACES_PACKAGES = ['fastai', 'timm', 'torch', 'torchvision', 'gradio', 'fastapi', 'uvicorn', 'scikit-learn', 'matplotlib', 'pillow']
+_SPACES_PACKAGES = ['fastai', 'timm', 'torch', 'torchvision', 'gradio', 'fastapi', 'uvicorn', 'scikit-learn', 'matplotlib', 'pillow']
 
-def public_version(v: str) -> str:
+def _public_version(v: str) -> str:
     "Version `v` without its local part, as PyPI has it: '2.5.1+cu121' -> '2.5.1' (Colab's CUDA builds are not on PyPI)."
     return v.split('+', 1)[0]
 
-def spaces_requirements(packages=SPACES_PACKAGES, versions=None) -> str:
+def _spaces_requirements(packages=_SPACES_PACKAGES, versions=None) -> str:
     "requirements.txt for a Space, pinning each package to its `versions` entry (default: the version installed here), minus any '+local' part."
     def pin(p):
-        try: return f'{p}=={public_version((versions or {}).get(p) or version(p))}'
+        try: return f'{p}=={_public_version((versions or {}).get(p) or version(p))}'
         except PackageNotFoundError: return p
     return '\n'.join(pin(p) for p in packages) + '\n'
 
-def write_space(dest, model_file, title=None) -> Path:
+def _write_space(dest, model_file, title=None) -> Path:
     "Write a ready-to-upload Space to folder `dest`: app.py (page title `title`), requirements.txt, export.pkl and lib/."
     import shutil
     dest = Path(dest); dest.mkdir(parents=True, exist_ok=True)
-    (dest/'app.py').write_text(spaces_app(title))
-    (dest/'requirements.txt').write_text(spaces_requirements())
+    (dest/'app.py').write_text(_spaces_app(title))
+    (dest/'requirements.txt').write_text(_spaces_requirements())
     shutil.copy(model_file, dest/'export.pkl')
     shutil.copytree(Path(__file__).parent, dest/'lib', dirs_exist_ok=True, ignore=shutil.ignore_patterns('__pycache__'))
     return dest

@@ -11,12 +11,10 @@ import matplotlib.pyplot as plt
 from fastcore.basics import ifnone
 from fastai.callback.core import Callback
 from fastai.torch_core import to_np, show_image
-from .evaluate import gradcam, as_probs
+from .evaluate import gradcam, _as_probs
 
 # %% auto #0
-__all__ = ['CORNERS', 'region_box', 'region_mask', 'corner', 'mask_region', 'paste_region', 'EditInputs', 'MaskRegion',
-           'PasteRegion', 'compare_preds', 'masked_accuracy', 'pasted_shift', 'cam_share', 'cam_shares', 'paired_ci',
-           'shortcut_report', 'show_masked']
+__all__ = ['region_box', 'corner', 'MaskRegion', 'compare_preds', 'cam_share', 'shortcut_report', 'show_masked']
 
 # %% ../nbs/05_shortcut.ipynb #3ccefc75
 def region_box(region, h, w) -> tuple:
@@ -27,27 +25,27 @@ def region_box(region, h, w) -> tuple:
     return int(round(t*h)), int(round(b*h)), int(round(l*w)), int(round(r*w))
 
 # %% ../nbs/05_shortcut.ipynb #84f0bbe8
-def region_mask(region, h, w) -> torch.Tensor:
+def _region_mask(region, h, w) -> torch.Tensor:
     "Boolean (h, w) tensor, True inside `region`."
     y0, y1, x0, x1 = region_box(region, h, w)
     m = torch.zeros(h, w, dtype=torch.bool); m[y0:y1, x0:x1] = True
     return m
 
 # %% ../nbs/05_shortcut.ipynb #1009f4a0
-CORNERS = ('lower left', 'lower right', 'upper left', 'upper right')
+_CORNERS = ('lower left', 'lower right', 'upper left', 'upper right')
 
 def corner(where='lower left', frac=0.3) -> tuple:
     "The square region in corner `where` ('lower left', 'lower right', 'upper left', 'upper right'), `frac` of each side."
-    if where not in CORNERS: raise ValueError(f"where must be one of {list(CORNERS)}, not {where!r}")
+    if where not in _CORNERS: raise ValueError(f"where must be one of {list(_CORNERS)}, not {where!r}")
     top = 1 - frac if where.startswith('lower') else 0
     left = 1 - frac if where.endswith('right') else 0
     return (top, left, top + frac, left + frac)
 
 # %% ../nbs/05_shortcut.ipynb #fb1052f3
-def mask_region(xb, region, fill='mean') -> torch.Tensor:
+def _mask_region(xb, region, fill='mean') -> torch.Tensor:
     "Copy of image batch `xb` (N, C, H, W) with `region` filled: 'mean' (each image's mean outside it), 'blur', or a number."
     n, c, h, w = xb.shape
-    m = region_mask(region, h, w).to(xb.device)
+    m = _region_mask(region, h, w).to(xb.device)
     if fill == 'mean': v = (xb*~m).sum((2, 3), keepdim=True)/(~m).sum().clamp(min=1)
     elif fill == 'blur':
         k = max(3, (min(h, w)//6) | 1)
@@ -57,7 +55,7 @@ def mask_region(xb, region, fill='mean') -> torch.Tensor:
     return torch.where(m, v.expand_as(xb), xb)
 
 # %% ../nbs/05_shortcut.ipynb #0067eca6
-def paste_region(xb, region, src) -> torch.Tensor:
+def _paste_region(xb, region, src) -> torch.Tensor:
     "Copy of image batch `xb` with `region` replaced by the same region of image `src` (C, H, W)."
     if src.shape[-3:] != xb.shape[-3:]: raise ValueError(f"src has shape {tuple(src.shape)}, the batch's images {tuple(xb.shape[-3:])}")
     xb = xb.clone(); y0, y1, x0, x1 = region_box(region, *xb.shape[-2:])
@@ -65,25 +63,25 @@ def paste_region(xb, region, src) -> torch.Tensor:
     return xb
 
 # %% ../nbs/05_shortcut.ipynb #8af49c59
-class EditInputs(Callback):
+class _EditInputs(Callback):
     "Callback: replace each input batch `xb` by `func(xb)` just before the model sees it."
     order = 1
     def __init__(self, func): self.func = func
     def before_batch(self): self.learn.xb = (self.func(self.xb[0]), *self.xb[1:])
 
-def MaskRegion(region, fill='mean') -> EditInputs:
-    "Callback that masks `region` of every input batch (see `mask_region`)."
-    return EditInputs(lambda xb: mask_region(xb, region, fill))
+def MaskRegion(region, fill='mean') -> _EditInputs:
+    "Callback that masks `region` of every input batch (see `_mask_region`)."
+    return _EditInputs(lambda xb: _mask_region(xb, region, fill))
 
-def PasteRegion(region, src) -> EditInputs:
-    "Callback that pastes `region` of image `src` into every input batch (see `paste_region`)."
-    return EditInputs(lambda xb: paste_region(xb, region, src))
+def _PasteRegion(region, src) -> _EditInputs:
+    "Callback that pastes `region` of image `src` into every input batch (see `_paste_region`)."
+    return _EditInputs(lambda xb: _paste_region(xb, region, src))
 
 # %% ../nbs/05_shortcut.ipynb #2ad0548e
 def _probs(learn, dl, cbs=None):
     "Class probabilities (n, k) and integer targets of `learn` on `dl`."
     with learn.no_bar(): p, t = learn.get_preds(dl=dl, cbs=cbs)
-    return as_probs(p), to_np(t).reshape(-1).round().astype(int)
+    return _as_probs(p), to_np(t).reshape(-1).round().astype(int)
 
 def compare_preds(learn, cb, dl=None) -> pd.DataFrame:
     "Per image of `dl` (default: validation set): target, prediction and its correctness, plain and with callback `cb`, and the probability shift."
@@ -99,24 +97,24 @@ def _summary(d: pd.DataFrame) -> dict:
     return dict(n=len(d), accuracy=float(a0), masked_accuracy=float(a1), drop=float(a0 - a1),
                 flipped=float((d.pred != d.pred_edited).mean()), prob_shift=float(d.prob_shift.mean()))
 
-def masked_accuracy(learn, region, dl=None, fill='mean') -> dict:
+def _masked_accuracy(learn, region, dl=None, fill='mean') -> dict:
     "Accuracy on `dl` (default: validation set) with and without `region` masked, the drop, the share of predictions that flip, the mean probability shift."
     return _summary(compare_preds(learn, MaskRegion(region, fill), dl))
 
 # %% ../nbs/05_shortcut.ipynb #8c9b5ef3
-def pasted_shift(learn, region, src, dl=None) -> dict:
-    "Like `masked_accuracy`, but pasting `region` of image `src` (C, H, W, as the model sees it) into every image of `dl`."
-    return _summary(compare_preds(learn, PasteRegion(region, src), dl))
+def _pasted_shift(learn, region, src, dl=None) -> dict:
+    "Like `_masked_accuracy`, but pasting `region` of image `src` (C, H, W, as the model sees it) into every image of `dl`."
+    return _summary(compare_preds(learn, _PasteRegion(region, src), dl))
 
 # %% ../nbs/05_shortcut.ipynb #1178d4cf
 def cam_share(cam, region) -> float:
     "Share of a non-negative heatmap's (H, W) mass that falls inside `region`; NaN for an all-zero map."
     cam = torch.as_tensor(cam).float()
     tot = float(cam.sum())
-    return float(cam[region_mask(region, *cam.shape)].sum())/tot if tot > 0 else float('nan')
+    return float(cam[_region_mask(region, *cam.shape)].sum())/tot if tot > 0 else float('nan')
 
 # %% ../nbs/05_shortcut.ipynb #0d7fb992
-def cam_shares(learn, regions, dl=None, n=None, layer=None) -> np.ndarray:
+def _cam_shares(learn, regions, dl=None, n=None, layer=None) -> np.ndarray:
     "Grad-CAM (predicted class) mass share inside each of `regions` for the first `n` images of `dl`: array (images, regions)."
     dl = ifnone(dl, learn.dls.valid).new(shuffle=False, drop_last=False)
     out = []
@@ -128,11 +126,11 @@ def cam_shares(learn, regions, dl=None, n=None, layer=None) -> np.ndarray:
     return np.array(out, dtype=float).reshape(-1, len(regions))
 
 # %% ../nbs/05_shortcut.ipynb #58c2f4fe
-def paired_ci(d, n_boot=1000, seed=0, ci=0.95) -> tuple:
-    "Mean of the paired differences `d` with a percentile bootstrap interval: (mean, low, high)."
+def _paired_ci(d, n_boot=1000, seed=0, ci=0.95) -> tuple:
+    "Mean of the paired differences `d` with a percentile bootstrap interval (lib.evaluate's resampling): (mean, low, high)."
+    from lib.evaluate import _bootstrap_weights
     d = np.asarray(d, float)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(1)
+    means = np.concatenate([w @ d / len(d) for w in _bootstrap_weights(len(d), n_boot, seed)])
     lo, hi = np.percentile(means, [(1 - ci)/2*100, (1 + ci)/2*100])
     return float(d.mean()), float(lo), float(hi)
 
@@ -140,14 +138,14 @@ def paired_ci(d, n_boot=1000, seed=0, ci=0.95) -> tuple:
 def shortcut_report(learn, region, control, dl=None, fill='mean', n_cam=None, n_boot=1000, seed=0) -> pd.DataFrame:
     "Masking and Grad-CAM measurements for `region` beside `control` on `dl`, plus the paired difference in probability shift."
     d_r, d_c = (compare_preds(learn, MaskRegion(r, fill), dl) for r in (region, control))
-    sh = cam_shares(learn, [region, control], dl, n=n_cam)
+    sh = _cam_shares(learn, [region, control], dl, n=n_cam)
     with np.errstate(all='ignore'): cams = np.nanmean(sh, 0) if len(sh) else [np.nan]*2
     rows = {}
     for name, r, d, c in (('region', region, d_r, cams[0]), ('control', control, d_c, cams[1])):
         (t, l, b, rt) = r
         rows[name] = dict(area=(b - t)*(rt - l), **_summary(d), cam_share=float(c))
     df = pd.DataFrame(rows).T.astype(float).astype({'n': int})
-    diff, lo, hi = paired_ci(d_r.prob_shift.values - d_c.prob_shift.values, n_boot, seed)
+    diff, lo, hi = _paired_ci(d_r.prob_shift.values - d_c.prob_shift.values, n_boot, seed)
     df.attrs['prob_shift_diff'] = dict(value=diff, ci_low=lo, ci_high=hi)
     return df
 
@@ -155,7 +153,7 @@ def shortcut_report(learn, region, control, dl=None, fill='mean', n_cam=None, n_
 def show_masked(dl, region, fill='mean', n=4, size=2.0):
     "Show the first `n` images of `dl` (top row) and the same with `region` masked (bottom row); returns the figure."
     xb = dl.new(shuffle=False).one_batch()[0][:n]
-    rows = [dl.decode((b,))[0] for b in (xb, mask_region(xb, region, fill))]
+    rows = [dl.decode((b,))[0] for b in (xb, _mask_region(xb, region, fill))]
     fig, axs = plt.subplots(2, len(xb), figsize=(size*len(xb), size*2), squeeze=False)
     for i in range(len(xb)):
         for j, title in enumerate(('as seen', f'masked ({fill})')):

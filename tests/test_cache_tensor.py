@@ -1,4 +1,4 @@
-"""The image cache's tensor path (lib.cache.cache_dls(..., tensor=True)) and the GPU benchmark's CPU code path.
+"""The image cache's tensor path (lib.data.case_dls(name, df, cache, tensor=True)) and the GPU benchmark's CPU code path.
 
 Correctness only, nothing timed: the tensor path gives the file path's batches and predictions, reads a cache that
 get_cache rebuilt after an interrupted build, and bench/bench_gpu.py writes its JSON (tiny sizes, on the CPU).
@@ -9,7 +9,7 @@ import numpy as np, pandas as pd, pytest, torch, torch.nn as nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib.cache import get_cache, cache_dls, ImageCache, IncompleteCacheError
+from lib.cache import get_cache, ImageCache, IncompleteCacheError
 from lib.data import get_items, random_split, case_dls
 from lib.synthetic import make_pcam
 
@@ -26,7 +26,7 @@ def test_valid_batches_and_predictions_match_files(pcam):
     from fastai.vision.all import Learner, CrossEntropyLossFlat, set_seed
     tmp, src, df, cache = pcam
     for size, tol in ((96, 0), (64, 0.02)):     # at the tiles' size: bit for bit; resized: PIL's rounding
-        t, f = cache_dls('pcam', df, cache, size=size, bs=5, tensor=True), case_dls('pcam', df, src, size=size, bs=5)
+        t, f = case_dls('pcam', df, cache, size=size, bs=5, tensor=True), case_dls('pcam', df, src, size=size, bs=5)
         for (xt, yt), (xf, yf) in zip(t.valid, f.valid):
             assert torch.equal(yt, yf) and float((xt - xf).abs().max()) <= tol
     set_seed(0)
@@ -40,7 +40,7 @@ def test_valid_batches_and_predictions_match_files(pcam):
 
 def test_train_batches_hold_the_cached_images(pcam):
     tmp, src, df, cache = pcam
-    dls = cache_dls('pcam', df, cache, size=96, bs=6, batch_tfms=[], tensor=True)
+    dls = case_dls('pcam', df, cache, size=96, bs=6, batch_tfms=[], tensor=True)
     want = {cache.keys.index(k): str(l) for k, l in zip(dls.train.items.path, dls.train.items.label)}
     pix = {i: torch.from_numpy(np.array(cache[i])).permute(2, 0, 1).float()/255 for i in want}
     seen = []
@@ -54,14 +54,14 @@ def test_train_batches_hold_the_cached_images(pcam):
 def test_tensor_path_after_an_interrupted_build(tmp_path):
     src = make_pcam(tmp_path/'pcam', n=16, seed=2)
     df = random_split(get_items('pcam', src), valid_pct=0.25, seed=0)
-    code = (f"from lib.cache import build_cache, _kill_at; import pandas as pd\n"
-            f"build_cache(pd.read_csv({str(src/'train_labels.csv')!r}).id.map('train/{{}}.tif'.format), "
+    code = (f"from lib.cache import _build_cache, _kill_at; import pandas as pd\n"
+            f"_build_cache(pd.read_csv({str(src/'train_labels.csv')!r}).id.map('train/{{}}.tif'.format), "
             f"{str(tmp_path/'cache')!r}, root={str(src)!r}, reader=_kill_at(5))")
     assert subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True).returncode == -9
     with pytest.raises(IncompleteCacheError): ImageCache.load(tmp_path/'cache')
     cache = get_cache(df.path, tmp_path/'cache', root=src)                 # rebuilt
     assert get_cache(df.path, tmp_path/'cache', root=src).meta['created'] == cache.meta['created']   # reused
-    x, y = cache_dls('pcam', df, cache, size=96, bs=4, tensor=True).valid.one_batch()
+    x, y = case_dls('pcam', df, cache, size=96, bs=4, tensor=True).valid.one_batch()
     assert torch.equal(x, case_dls('pcam', df, src, size=96, bs=4).valid.one_batch()[0])
 
 

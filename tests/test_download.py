@@ -7,8 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lib.data import (CorruptArchiveError, DownloadError, download_dataset, download_url, extract,
-                      fetch_gunzip, figshare_find, get_items)
+from lib.data import (_CorruptArchiveError, DownloadError, download_dataset, _download_url, _extract,
+                      fetch_gunzip, _figshare_find, get_items)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -84,7 +84,7 @@ def gets(srv, path): return [r for p, r in srv.log if p == path]
 def test_resumes_truncated_transfer(server, tmp_path):
     server.files['/big.bin'] = DATA
     server.cut['/big.bin'] = 1
-    fn = download_url(server.url + '/big.bin', tmp_path/'big.bin', sha256=sha(DATA), wait=0, progress=False)
+    fn = _download_url(server.url + '/big.bin', tmp_path/'big.bin', sha256=sha(DATA), wait=0, progress=False)
     assert fn.read_bytes() == DATA
     ranges = gets(server, '/big.bin')
     assert ranges[0] is None and ranges[1].startswith('bytes=')          # the second request resumed …
@@ -96,14 +96,14 @@ def test_gives_up_after_retries(server, tmp_path):
     server.files['/big.bin'] = DATA
     server.cut['/big.bin'] = 10
     with pytest.raises(DownloadError, match='after 2 retries'):
-        download_url(server.url + '/big.bin', tmp_path/'big.bin', retries=2, wait=0, progress=False)
+        _download_url(server.url + '/big.bin', tmp_path/'big.bin', retries=2, wait=0, progress=False)
     assert not (tmp_path/'big.bin').exists()
 
 
 def test_checksum_mismatch_downloads_again(server, tmp_path, capsys):
     server.files['/a.bin'] = DATA
     server.wrong['/a.bin'] = 1
-    fn = download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), wait=0, progress=False)
+    fn = _download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), wait=0, progress=False)
     assert fn.read_bytes() == DATA and len(gets(server, '/a.bin')) == 2
     assert 'checksum mismatch' in capsys.readouterr().out
 
@@ -112,20 +112,20 @@ def test_checksum_mismatch_twice_is_an_error(server, tmp_path):
     server.files['/a.bin'] = DATA
     server.wrong['/a.bin'] = 2
     with pytest.raises(DownloadError, match='expected'):
-        download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), wait=0, progress=False)
+        _download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), wait=0, progress=False)
     assert not (tmp_path/'a.bin').exists() and not (tmp_path/'a.bin.part').exists()
 
 
 def test_second_download_does_nothing(server, tmp_path):
     server.files['/a.bin'] = DATA
-    for _ in range(2): download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), progress=False)
+    for _ in range(2): _download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), progress=False)
     assert len(gets(server, '/a.bin')) == 1
 
 
 def test_bad_local_file_is_replaced(server, tmp_path):
     server.files['/a.bin'] = DATA
     (tmp_path/'a.bin').write_bytes(b'old and wrong')
-    download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), progress=False)
+    _download_url(server.url + '/a.bin', tmp_path/'a.bin', sha256=sha(DATA), progress=False)
     assert (tmp_path/'a.bin').read_bytes() == DATA
 
 
@@ -135,7 +135,7 @@ def md5(b): return hashlib.md5(b).hexdigest()
 def test_md5_mismatch_downloads_again(server, tmp_path, capsys):
     server.files['/a.bin'] = DATA
     server.wrong['/a.bin'] = 1
-    fn = download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
+    fn = _download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
     assert fn.read_bytes() == DATA and len(gets(server, '/a.bin')) == 2
     assert 'checksum mismatch (md5' in capsys.readouterr().out
 
@@ -144,7 +144,7 @@ def test_md5_mismatch_twice_is_an_error(server, tmp_path):
     server.files['/a.bin'] = DATA
     server.wrong['/a.bin'] = 2
     with pytest.raises(DownloadError, match=f'a.bin: md5 is {md5(bytes(255 - b for b in DATA))}, expected {md5(DATA)}, twice'):
-        download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
+        _download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), wait=0, progress=False)
     assert len(gets(server, '/a.bin')) == 2
     assert not (tmp_path/'a.bin').exists() and not (tmp_path/'a.bin.part').exists()
 
@@ -152,7 +152,7 @@ def test_md5_mismatch_twice_is_an_error(server, tmp_path):
 def test_bad_local_file_is_replaced_md5(server, tmp_path):
     server.files['/a.bin'] = DATA
     (tmp_path/'a.bin').write_bytes(b'old and wrong')
-    download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), progress=False)
+    _download_url(server.url + '/a.bin', tmp_path/'a.bin', md5=md5(DATA), progress=False)
     assert (tmp_path/'a.bin').read_bytes() == DATA
 
 
@@ -180,7 +180,7 @@ def test_truncated_gz_twice_is_an_error(server, tmp_path):
     server.files['/x.h5.gz'] = GZ
     server.short['/x.h5.gz'] = 2
     url = server.url + '/x.h5.gz'
-    with pytest.raises(CorruptArchiveError, match=f'x.h5.gz downloaded from {url} is damaged or incomplete twice'):
+    with pytest.raises(_CorruptArchiveError, match=f'x.h5.gz downloaded from {url} is damaged or incomplete twice'):
         fetch_gunzip(url, tmp_path/'x.h5', wait=0, progress=False)
     assert len(gets(server, '/x.h5.gz')) == 2 and list(tmp_path.iterdir()) == []
 
@@ -202,7 +202,7 @@ def test_second_fetch_gunzip_does_nothing(server, tmp_path):
 
 def test_404_fails_at_once(server, tmp_path):
     with pytest.raises(DownloadError, match='404'):
-        download_url(server.url + '/nothing.zip', tmp_path/'x.zip', wait=0, progress=False)
+        _download_url(server.url + '/nothing.zip', tmp_path/'x.zip', wait=0, progress=False)
     assert len(server.log) == 1
 
 
@@ -222,11 +222,11 @@ def malaria_zip() -> bytes:
 def test_truncated_zip_is_detected(tmp_path):
     z = malaria_zip()
     (tmp_path/'cut.zip').write_bytes(z[:len(z)//2])
-    with pytest.raises(CorruptArchiveError, match='damaged or incomplete'):
-        extract(tmp_path/'cut.zip', tmp_path/'out')
+    with pytest.raises(_CorruptArchiveError, match='damaged or incomplete'):
+        _extract(tmp_path/'cut.zip', tmp_path/'out')
     bad = bytearray(z); bad[60:70] = b'\0'*10         # damage the first file's data: its CRC check fails
     (tmp_path/'bad.zip').write_bytes(bytes(bad))
-    with pytest.raises(CorruptArchiveError): extract(tmp_path/'bad.zip', tmp_path/'out2')
+    with pytest.raises(_CorruptArchiveError): _extract(tmp_path/'bad.zip', tmp_path/'out2')
 
 
 def test_download_dataset_once(server, tmp_path, capsys):
@@ -266,7 +266,7 @@ def test_figshare_find_with_canned_reply(server):
                                                    if q.get('resource_doi') == doi else [])
     server.json['/v2/articles/7/files'] = [{'name': 'MCF7.zip', 'download_url': server.url + '/files/1',
                                            'size': 123, 'computed_md5': 'abc'}]
-    arts = figshare_find(doi, api=server.url + '/v2')
+    arts = _figshare_find(doi, api=server.url + '/v2')
     assert arts == [{'id': 7, 'title': 'Actin images', 'doi': '10.6084/m9.figshare.7',
                      'files': [{'name': 'MCF7.zip', 'url': server.url + '/files/1', 'size': 123, 'md5': 'abc'}]}]
-    assert figshare_find('10.0000/none', api=server.url + '/v2') == []
+    assert _figshare_find('10.0000/none', api=server.url + '/v2') == []

@@ -6,7 +6,7 @@ nothing touches the network.
 import pytest
 import requests
 
-from lib.data import KaggleSetupError, kaggle_download
+from lib.data import KaggleSetupError, _kaggle_download
 
 SECRET = 'f00dfeedc0ffee1234567890abcdef12'
 COMP = 'histopathologic-cancer-detection'
@@ -40,7 +40,7 @@ def fake(code):
 
 
 def test_no_credentials(no_creds, tmp_path, capsys):
-    with pytest.raises(KaggleSetupError) as e: kaggle_download(COMP, tmp_path/'dl', kind='competition')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl', kind='competition')
     msg = str(e.value)
     assert 'No Kaggle API token found' in msg and 'https://www.kaggle.com/settings' in msg
     assert '~/.kaggle/kaggle.json' in msg and 'KAGGLE_API_TOKEN' in msg
@@ -49,7 +49,7 @@ def test_no_credentials(no_creds, tmp_path, capsys):
 def test_competition_rules_not_accepted(creds, tmp_path, monkeypatch, capsys):
     from kaggle.api.kaggle_api_extended import KaggleApi
     monkeypatch.setattr(KaggleApi, 'competition_download_files', fake(403))
-    with pytest.raises(KaggleSetupError) as e: kaggle_download(COMP, tmp_path/'dl', kind='competition')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl', kind='competition')
     msg = str(e.value)
     assert f'https://www.kaggle.com/competitions/{COMP}/rules' in msg and '403' in msg
     assert e.value.__cause__ is None and e.value.__suppress_context__     # one error, not a chain of three
@@ -60,7 +60,7 @@ def test_competition_rules_not_accepted(creds, tmp_path, monkeypatch, capsys):
 def test_wrong_slug(creds, tmp_path, monkeypatch, capsys):
     from kaggle.api.kaggle_api_extended import KaggleApi
     monkeypatch.setattr(KaggleApi, 'dataset_download_files', fake(404))
-    with pytest.raises(KaggleSetupError) as e: kaggle_download('someone/no-such-data', tmp_path/'dl')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download('someone/no-such-data', tmp_path/'dl')
     msg = str(e.value)
     assert "no dataset called 'someone/no-such-data'" in msg and 'https://www.kaggle.com/datasets/someone/no-such-data' in msg
     out = capsys.readouterr()
@@ -71,7 +71,7 @@ def test_other_errors_never_show_the_key(creds, tmp_path, monkeypatch, capsys):
     from kaggle.api.kaggle_api_extended import KaggleApi
     def boom(self, *a, **k): raise RuntimeError(f'server said no to key {SECRET}')
     monkeypatch.setattr(KaggleApi, 'dataset_download_files', boom)
-    with pytest.raises(KaggleSetupError) as e: kaggle_download('a/b', tmp_path/'dl')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download('a/b', tmp_path/'dl')
     assert SECRET not in str(e.value) and '***' in str(e.value)
 
 
@@ -79,5 +79,5 @@ def test_success_returns_the_zip(creds, tmp_path, monkeypatch):
     from kaggle.api.kaggle_api_extended import KaggleApi
     def download(self, slug, path=None, **kw): (tmp_path/'dl'/'breast-histopathology-images.zip').write_bytes(b'PK')
     monkeypatch.setattr(KaggleApi, 'dataset_download_files', download)
-    fn = kaggle_download('paultimothymooney/breast-histopathology-images', tmp_path/'dl')
+    fn = _kaggle_download('paultimothymooney/breast-histopathology-images', tmp_path/'dl')
     assert fn == tmp_path/'dl'/'breast-histopathology-images.zip' and fn.exists()

@@ -16,7 +16,7 @@ def test_make_run_leaves_executed_notebook_and_results(tmp_path):
     outputs = [o for c in nb['cells'] if c['cell_type'] == 'code' for o in c.get('outputs', [])]
     assert not [o for o in outputs if o.get('output_type') == 'error']
     text = ''.join(''.join(o.get('text', '')) for o in outputs if o.get('output_type') == 'stream')
-    assert 'Mode: smoke (' in text, 'the notebook must print the mode it ran in (lib.data.show_mode)'
+    assert 'mode: smoke (' in text and 'STAND-INS' in text, 'the notebook must print the mode it ran in and say the images are stand-ins (lib.run.Case)'
     results = sorted((tmp_path/'results').glob('malaria_smoke_*.json'))
     assert {p.stem for p in results} >= {'malaria_smoke_random', 'malaria_smoke_grouped'}, results
     for p in results:

@@ -13,9 +13,9 @@ _CACHE = {}
 def tiny_export() -> Path:
     "A ResNet-18 trained for one epoch on 48 px synthetic malaria cells, exported once per test session."
     if 'pkl' not in _CACHE:
-        from lib.serve import demo_export
+        from lib.serve import _demo_export
         d = Path(tempfile.mkdtemp(prefix='medcases-serve-'))
-        _CACHE.update(pkl=demo_export(d, size=48, n_per_class=12), dir=d, cell=sorted(d.rglob('*.png'))[0])
+        _CACHE.update(pkl=_demo_export(d, size=48, n_per_class=12), dir=d, cell=sorted(d.rglob('*.png'))[0])
     return _CACHE['pkl']
 
 def a_cell() -> bytes: tiny_export(); return _CACHE['cell'].read_bytes()
@@ -52,8 +52,8 @@ def cli(model_file):
 
 @pytest.fixture(scope='module')
 def url(predictor, cli):
-    from lib.serve import Server, make_app
-    with Server(make_app(predictor)) as srv:  # 127.0.0.1, a free port; always stopped
+    from lib.serve import _Server, make_app
+    with _Server(make_app(predictor)) as srv:  # 127.0.0.1, a free port; always stopped
         yield srv.url
     assert not srv.thread.is_alive(), 'the server thread did not stop'
 
@@ -147,9 +147,9 @@ def test_still_serving_after_bad_input_and_concurrent_requests(url, predictor):
     assert requests.get(f'{url}/api/health', timeout=10).status_code == 200
 
 def test_unexpected_failure_is_a_short_500():
-    from lib.serve import safe_call
+    from lib.serve import _safe_call
     def broken(data): raise RuntimeError('secret detail')
-    res, status = safe_call(broken, b'x')
+    res, status = _safe_call(broken, b'x')
     assert status == 500 and 'secret' not in res['error'] and 'RuntimeError' in res['error']
 
 def test_web_page_is_served(url):
@@ -175,52 +175,52 @@ def test_command_line_serves_on_loopback(cli):
 
 def test_command_line_without_a_model_says_why(tmp_path, capsys):
     "The command's own code path, run in this process (a second interpreter would cost ~30 s of imports here)."
-    from lib.serve import main
-    with pytest.raises(SystemExit) as e: main([str(tmp_path/'nothing.pkl')])
+    from lib.serve import _main
+    with pytest.raises(SystemExit) as e: _main([str(tmp_path/'nothing.pkl')])
     err = capsys.readouterr().err
     assert e.value.code == 2 and 'no such file' in err and 'Traceback' not in err, err
-    with pytest.raises(SystemExit) as e: main(['--port', 'eighty'])
+    with pytest.raises(SystemExit) as e: _main(['--port', 'eighty'])
     assert e.value.code == 2 and 'invalid int value' in capsys.readouterr().err
 
 def test_default_host_is_loopback():
-    from lib.serve import make_parser
-    assert make_parser().parse_args([]).host == '127.0.0.1'
+    from lib.serve import _make_parser
+    assert _make_parser().parse_args([]).host == '127.0.0.1'
 
 def test_no_model_given_serves_only_models_folder_and_says_which(tmp_path, capsys, monkeypatch):
     "With no path, only models/ is searched (never results/ or elsewhere), and the file chosen is printed."
-    from lib.serve import find_export
+    from lib.serve import _find_export
     (tmp_path/'pyproject.toml').write_text('[project]\nname = "medcases"\n')
     (tmp_path/'results').mkdir(); (tmp_path/'results'/'newer.pkl').write_bytes(b'not loaded')
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError, match='no exported model'): find_export()
+    with pytest.raises(FileNotFoundError, match='no exported model'): _find_export()
     (tmp_path/'models'/'malaria-smoke').mkdir(parents=True)
     old, new = tmp_path/'models'/'old.pkl', tmp_path/'models'/'malaria-smoke'/'malaria.pkl'
     old.write_bytes(b'x'); new.write_bytes(b'x'); os.utime(old, (1, 1))
     os.utime(tmp_path/'results'/'newer.pkl')  # the newest .pkl of all, but not in models/
-    assert find_export().resolve() == new.resolve()
+    assert _find_export().resolve() == new.resolve()
     out = capsys.readouterr().out
     assert 'Loading models/malaria-smoke/malaria.pkl' in out and 'python -m lib.serve path/to/export.pkl' in out, out
     assert str(tmp_path) not in out, out
 
 def test_help_says_what_is_served_by_default():
-    from lib.serve import make_parser
-    h = make_parser().format_help()
+    from lib.serve import _make_parser
+    h = _make_parser().format_help()
     assert 'models/' in h and 'results/' not in h and 'runs code' in h, h
 
 def test_spaces_requirements_drop_local_versions():
-    from lib.serve import spaces_requirements
-    req = spaces_requirements(['torch', 'torchvision', 'fastai'], versions={'torch': '2.5.1+cu121', 'torchvision': '0.20.1+cu121', 'fastai': '2.8.1'})
+    from lib.serve import _spaces_requirements
+    req = _spaces_requirements(['torch', 'torchvision', 'fastai'], versions={'torch': '2.5.1+cu121', 'torchvision': '0.20.1+cu121', 'fastai': '2.8.1'})
     assert req == 'torch==2.5.1\ntorchvision==0.20.1\nfastai==2.8.1\n', req
-    assert all('==' in l and '+' not in l for l in spaces_requirements().splitlines())
+    assert all('==' in l and '+' not in l for l in _spaces_requirements().splitlines())
 
 def test_space_title_comes_from_the_model(predictor, model_file, tmp_path):
     "app.py names the served model's classes (or the title given), not a fixed case study."
-    from lib.serve import classes_title, spaces_app, write_space
-    app = spaces_app()
+    from lib.serve import classes_title, _spaces_app, _write_space
+    app = _spaces_app()
     assert 'Malaria' not in app and 'classes_title(predictor.vocab)' in app
     assert classes_title(predictor.vocab).startswith('Parasitized / Uninfected classifier')
     assert classes_title(['polyps', 'ulcer']).startswith('polyps / ulcer classifier')
-    d = write_space(tmp_path/'space', model_file, title='Kvasir demo')
+    d = _write_space(tmp_path/'space', model_file, title='Kvasir demo')
     src = (d/'app.py').read_text()
     compile(src, 'app.py', 'exec')
     assert "title='Kvasir demo'" in src and (d/'export.pkl').is_file() and (d/'lib'/'serve.py').is_file()

@@ -16,13 +16,13 @@ sys.path.insert(0, str(ROOT))
 def refusals(fn) -> list:
     "Why results file `fn` must not enter the registry ([] if it may)."
     from lib.evaluate import Report
-    from lib.run import PROVENANCE_KEYS
+    from lib.run import _PROVENANCE_KEYS
     rep, why = Report.load(fn), []
     p = rep.provenance or {}
     if rep.mode != 'full': why.append(f'mode {rep.mode}, not full')
     if p.get('rehearsal'): why.append('a rehearsal (full mode on stand-ins), not a reproduction')
     if any(v == 'stand-ins' for v in (p.get('data') or {}).values()): why.append('trained on stand-in data')
-    if missing := [k for k in PROVENANCE_KEYS if k not in p]: why.append(f'provenance lacks {missing}')
+    if missing := [k for k in _PROVENANCE_KEYS if k not in p]: why.append(f'provenance lacks {missing}')
     return why
 
 def register(results_dir, registry=ROOT/'results', sync=True) -> int:

@@ -55,7 +55,7 @@ def build_sources(www: Path, work: Path) -> dict:
     (work/'kvasir'/'green_box.csv').unlink()           # the real zip has no list of boxes
     place(DATASETS['kvasir'].url, work/'kvasir')
     # IDC: Kaggle's dataset zip wraps the patient folders in IDC_regular_ps50_idx5/
-    synthetic.make_idc(work/'idc', n_patients=40, n_per_patient=3)
+    synthetic.make_idc(work/'idc', n_patients=60, n_per_patient=2)   # a 20% patient split holds at least 10 patients: an interval
     _zip_dir(work/'idc', www/'kaggle'/'breast-histopathology-images.zip', 'IDC_regular_ps50_idx5/')
     # PCam on Kaggle: the competition zip holds train/<id>.tif, train_labels.csv, test/ and sample_submission.csv
     synthetic.make_pcam(work/'pcam', n=160)

@@ -23,13 +23,13 @@ NOTEBOOKS = {'malaria': '10_malaria', 'pcam': '11_pcam', 'idc': '12_idc', 'kvasi
 def provenance_problems(results_dir, case) -> list:
     "What is missing from the full-mode results of `case` in `results_dir`: no file, or provenance fields absent or empty."
     from lib.evaluate import Report
-    from lib.run import PROVENANCE_KEYS
+    from lib.run import _PROVENANCE_KEYS
     files = sorted(Path(results_dir).glob(f'{case}_full_*.json'))
     if not files: return [f'no {case}_full_*.json in {results_dir}']
     problems = []
     for fn in files:
         p = Report.load(fn).provenance
-        missing = [k for k in PROVENANCE_KEYS if k not in p]
+        missing = [k for k in _PROVENANCE_KEYS if k not in p]
         empty = [k for k in ('commit', 'versions', 'device', 'seed', 'data', 'stages') if k in p and p[k] in (None, {}, '')]
         if missing or empty: problems.append(f'{fn.name}: provenance lacks {missing + empty}')
         for name, st in p.get('stages', {}).items():
@@ -55,9 +55,9 @@ def reproduce(case, out_dir=None) -> int:
         return 1
     problems = provenance_problems(results, case)
     if problems: print('reproduce: provenance incomplete:\n  ' + '\n  '.join(problems), file=sys.stderr); return 1
-    from lib.run import reproduction_table
+    from lib.run import _reproduction_table
     print(f'\nreproduce: {case} done in {(time.time() - t0)/60:.1f} min\n')
-    print('\n'.join(l for l in reproduction_table(results).splitlines() if l.startswith(('| case', '|---', f'| {case} '))))
+    print('\n'.join(l for l in _reproduction_table(results).splitlines() if l.startswith(('| case', '|---', f'| {case} '))))
     print(f'\nTo put this run into the course\'s results (README): python tools/register_run.py {results}')
     return 0
 

@@ -18,13 +18,13 @@ REPRO = re.compile(r'(<!-- reproduction:start -->\n).*?(<!-- reproduction:end --
 
 def results_markdown() -> str:
     "The results table made from results/*.json by lib.evaluate."
-    from lib.evaluate import results_table
-    return results_table(ROOT/'results').strip() + '\n'
+    from lib.evaluate import _results_table
+    return _results_table(ROOT/'results').strip() + '\n'
 
 def reproduction_markdown() -> str:
     "The reproduction table (one row per case study, with the verdict) made from results/*.json by lib.run."
-    from lib.run import reproduction_table
-    return reproduction_table(ROOT/'results').strip() + '\n'
+    from lib.run import _reproduction_table
+    return _reproduction_table(ROOT/'results').strip() + '\n'
 
 def with_results(md: str, table: str, repro: str = '') -> str:
     "`md` with the text between the results markers replaced by `table`, and between the reproduction markers by `repro`."
