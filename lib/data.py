@@ -47,14 +47,6 @@ def get_mode() -> _Mode:
     if _cuda(): return _Mode('full', 'CUDA GPU found; set MEDCASES_MODE=smoke for a quick run', offline)
     return _Mode('smoke', 'no CUDA GPU found; set MEDCASES_MODE=full to override', offline)
 
-# %% ../nbs/00_data.ipynb #fdfb6f16
-def _show_mode(mode: _Mode | None = None) -> _Mode:
-    "Print the run mode and why it was chosen; return it."
-    mode = mode or get_mode()
-    print(f"Mode: {mode.name} ({mode.reason})")
-    if mode.offline: print("Offline: IN_TEST, CI or MEDCASES_OFFLINE is set, so nothing will be downloaded.")
-    return mode
-
 # %% ../nbs/00_data.ipynb #754bcb90
 class _Rehearsal(NamedTuple):
     "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations, image side at most."
@@ -948,7 +940,7 @@ def _real_problem(name) -> str | None:
     if _done(d) or n >= info.n_images: return None
     return (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {_MARKER} marker of a finished "
             f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
-            f"(or delete the folder); if you put a complete copy there yourself, write the marker with lib.data._mark(path)")
+            f"(or delete the folder); if you put a complete copy there yourself, mark it complete: write {{}} into {_rel(d/_MARKER)}")
 
 def _real_on_disk(name, quiet=False) -> Path | None:
     "data_dir(name) if it holds the complete real data set (a finished-download marker, or every image); says what is wrong if not."
@@ -1009,11 +1001,13 @@ def _default_tfms(name, size=None) -> tuple:
 def case_dls(name, df, path, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, get_x=None, tensor=False, **kw):
     "fastai DataLoaders from an items table with `is_valid`, the article's transforms by default; images from the files under `path`, from `get_x`, or from an `ImageCache` given as `path` (`tensor=True`: whole batches at once)."
     if type(path).__name__ == 'ImageCache':   # lib.cache's pixel cache: a get_x and, with `tensor`, a batch-at-once loader (03_cache)
+        if get_x is not None: raise ValueError("give either an ImageCache (its images are read by the cache) or get_x, not both")
         from lib.cache import _cache_dls
         return _cache_dls(name, df, path, size, bs, item_tfms, batch_tfms, seed, tensor=tensor, **kw)
     from fastai.vision.all import DataBlock, ImageBlock, CategoryBlock, ColReader, ColSplitter, set_seed
     import torch
     if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
+    if tensor: raise ValueError("tensor=True reads whole batches from an image cache: pass the ImageCache from lib.cache.get_cache as `path`")
     d_item, d_batch = _default_tfms(name, size)
     dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_x=get_x or ColReader('path', pref=Path(path)),
                        get_y=ColReader('label'), splitter=ColSplitter('is_valid'),

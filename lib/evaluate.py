@@ -585,12 +585,15 @@ def _report_name(rep, reps) -> str:
 def _row_or_none(rep, metric):
     "`rep.row(*metric)` for a name or a (name, class) pair; None if the report has no such row."
     try: return rep.row(*(metric if isinstance(metric, tuple) else (metric,)))
-    except KeyError: return None
+    except KeyError as e:
+        if 'one row per class' in str(e): raise   # the metric is there, for each class: say which
+        return None
 
 def compare_reports(reports, metrics=None) -> pd.DataFrame:
     "Reports (a list, or a dict name -> Report) side by side on `metrics` (default: the headline): value (95% CI), majority baseline (one per report, in column order, where they differ), published figures."
     reps = dict(reports) if isinstance(reports, dict) else {_report_name(r, reports): r for r in reports}
     if not reps: raise ValueError('no reports to compare')
+    if not isinstance(reports, dict) and len(reps) < len(reports): raise ValueError('two reports share a split and a size: name the columns with a dict')
     cases = list(dict.fromkeys(r.case for r in reps.values()))
     out = {}
     for m in metrics or next(iter(reps.values())).headline:

@@ -75,6 +75,9 @@ class _BalancedDL(WeightedDL):
         if self.n == 0: return []
         if not self.shuffle: return list(range(self.n))
         return self.rng.choices(range(self.n), weights=self.wgts, k=self.n)
+    def new(self, dataset=None, cls=None, **kw):
+        "A copy (another batch size, say) that keeps the sampling weights, which fastai's `WeightedDL.new` drops."
+        return super().new(dataset, cls, **{**({'wgts': self.wgts} if dataset is None else {}), **kw})
 
 # %% ../nbs/06_imbalance.ipynb #cf5c6610
 def dl_labels(dl) -> np.ndarray:

@@ -6,7 +6,7 @@ Docs: https://medcases.github.io/medcases/run.html.md"""
 
 # %% ../nbs/07_run.ipynb #bcce9805
 from __future__ import annotations
-import hashlib, json, os, platform, shutil, subprocess, sys, time
+import hashlib, json, math, os, platform, shutil, subprocess, sys, time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -98,13 +98,16 @@ def _data_fingerprint(name, path) -> str:
 
 # %% ../nbs/07_run.ipynb #bae1f414
 _NEEDS = {  # estimates for the article's recipe (variant 'article'); 'budget' where a case has a shorter variant
-    'malaria': dict(article=dict(data_gb=1.0, checkpoints_gb=3.0, gpu_gb=7.0, hours=1.0)),
-    'kvasir':  dict(article=dict(data_gb=5.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=1.5),
-                    budget=dict(data_gb=5.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=0.75)),
-    'pcam':    dict(article=dict(data_gb=34.0, checkpoints_gb=2.5, gpu_gb=8.0, hours=30.0),
-                    budget=dict(data_gb=34.0, checkpoints_gb=2.5, gpu_gb=8.0, hours=5.0)),
-    'idc':     dict(article=dict(data_gb=9.0, checkpoints_gb=10.0, gpu_gb=6.0, hours=3.0)),
-    'actin':   dict(article=dict(data_gb=2.0, checkpoints_gb=1.0, gpu_gb=4.0, hours=0.2)),
+    # data_gb: the download and its unpacking (nothing when the data are already there); cache_gb: what the notebook makes from them
+    'malaria': dict(article=dict(data_gb=1.0, cache_gb=0.0, checkpoints_gb=3.0, gpu_gb=7.0, hours=1.0)),
+    'kvasir':  dict(article=dict(data_gb=5.0, cache_gb=0.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=1.5),
+                    budget=dict(data_gb=5.0, cache_gb=0.0, checkpoints_gb=2.0, gpu_gb=6.0, hours=0.75)),
+    # PCam: two resnet50 models (the Kaggle tiles, then PCam's own 262,144 training tiles), 30 + 30 epochs each: 12-20 h and
+    # about half as long again on a T4; caches: the tiles' (6 GB), PCam's unpacked HDF5 files (9 GB) and their cache (9 GB)
+    'pcam':    dict(article=dict(data_gb=10.0, cache_gb=24.0, checkpoints_gb=2.5, gpu_gb=8.0, hours=40.0),
+                    budget=dict(data_gb=10.0, cache_gb=24.0, checkpoints_gb=2.5, gpu_gb=8.0, hours=7.0)),
+    'idc':     dict(article=dict(data_gb=7.0, cache_gb=2.0, checkpoints_gb=10.0, gpu_gb=6.0, hours=3.0)),
+    'actin':   dict(article=dict(data_gb=2.0, cache_gb=0.0, checkpoints_gb=1.0, gpu_gb=4.0, hours=0.2)),
 }
 _GPU_FIGURES = Path(__file__).resolve().parent.parent/'bench'/'gpu_figures.json' if '__file__' in globals() else Path('../bench/gpu_figures.json')
 
@@ -158,7 +161,7 @@ def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
     if data_ready is None: data_ready = _kaggle_input(case) is not None or _real_on_disk(case, quiet=True) is not None
     if data_ready: need['data_gb'] = 0.0
     print(f"needs ({variant} recipe; estimates, not measured): data {need['data_gb']:.0f} GB{' (already there)' if data_ready else ''}, "
-          f"checkpoints {need['checkpoints_gb']:.0f} GB, GPU {need['gpu_gb']:.0f} GB, about {need['hours']:g} h on a T4")
+          f"caches {need['cache_gb']:.0f} GB, checkpoints {need['checkpoints_gb']:.0f} GB, GPU {need['gpu_gb']:.0f} GB, about {need['hours']:g} h on a T4")
     for f in _measured(case):
         print(f"  measured on {f.get('gpu')} ({f.get('date', '?')}), {f.get('stage')}: {f.get('img_per_s', 0):,.0f} img/s, "
               f"peak {f.get('peak_gpu_gb', 0):.1f} GB, {f.get('epoch_min_real', 0):.1f} min per epoch of the real data")
@@ -168,7 +171,7 @@ def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
               + ("; or choose the shorter recipe, MEDCASES_VARIANT=budget" if 'budget' in _NEEDS[case] else ''))
     if rehearsal(): print("rehearsal: stand-ins need little room; the checks below are not enforced"); return need
     short, dd, cd = [], _existing(where['data']), _existing(where['checkpoints'])
-    disks = {dd: ['data_gb'], cd: ['checkpoints_gb']} if dd.stat().st_dev != cd.stat().st_dev else {dd: ['data_gb', 'checkpoints_gb']}
+    disks = {dd: ['data_gb', 'cache_gb'], cd: ['checkpoints_gb']} if dd.stat().st_dev != cd.stat().st_dev else {dd: ['data_gb', 'cache_gb', 'checkpoints_gb']}
     for d, keys in disks.items():
         free, needed = _free_gb(d), sum(need[k] for k in keys)
         if free < needed: short.append(f"disk: {free:.1f} GB free on the drive of {d}, {needed:.0f} GB needed ({' + '.join(k[:-3] for k in keys)})")
@@ -222,6 +225,7 @@ def verdict(rep, metric='accuracy') -> str:
     if (rep.provenance or {}).get('rehearsal'): return 'rehearsal on stand-ins, not a reproduction'
     art, r = _article(rep, metric), rep.row(metric)
     if art is None: return 'no article figure'
+    if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)): return f'cannot tell: no 95% CI (ours {r.value:.3f}, the article {art:.3f})'
     if r.ci_low <= art <= r.ci_high: return 'reproduced (article inside our 95% CI)'
     return f'not reproduced: {100*(r.value - art):+.1f} points from the article'
 

@@ -168,8 +168,7 @@ def show_lr_find(learn, lr=None, **kw):
     sug = learn.lr_find(suggest_funcs=(valley, steep), **kw)
     print(f'lr_find: suggested lr (valley) {sug.valley:.2e}; steepest slope at {sug.steep:.2e}')
     if lr is not None:
-        print(f"training uses {lr}, the source's rate, so that the recipe is the article's; "
-              f"read the plot: the rate should sit where the loss still falls steeply")
+        print(f"training uses {lr}, the recipe's rate (KNOBS); read the plot: the rate should sit where the loss still falls steeply")
     return sug.valley
 
 # %% ../nbs/01_train.ipynb #daf347ee
@@ -186,8 +185,8 @@ def _rng_state(dl=None):
 
 def _set_rng_state(st, dl=None):
     "Restore random states saved by `_rng_state`."
-    random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+    random.setstate(st['python']); np.random.set_state(st['numpy']); torch.set_rng_state(st['torch'].cpu())   # torch wants them on the CPU,
+    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all([s.cpu() for s in st['cuda']])  # wherever a load put them
     if dl is not None and 'dl' in st: _base_dl(dl).rng.setstate(st['dl'])
 
 # %% ../nbs/01_train.ipynb #41cf8e73
@@ -235,11 +234,15 @@ class _EpochCheckpoint(Callback):
 
 # %% ../nbs/01_train.ipynb #44f671ba
 def clean_checkpoints(folder) -> int:
-    "Delete every checkpoint (`.pth` weights, `.state` and `.done` files) in `folder`, keeping exported `.pkl` models; print and return the bytes freed."
-    files = [f for f in Path(folder).glob('*') if f.suffix in ('.pth', '.state', '.done', '.part')]
+    "Delete the weights a rerun does not need: every `.pth` in `folder` but each finished run's kept epoch, and partial writes; print and return the bytes freed."
+    folder = Path(folder)
+    kept = {f"{f.stem}_{torch.load(f, weights_only=False)['kept']}" for f in folder.glob('*.done')}
+    files = [f for f in folder.glob('*') if f.suffix in ('.part', '.job') or (f.suffix == '.pth' and f.stem not in kept)]
     size = sum(f.stat().st_size for f in files)
     for f in files: f.unlink()
-    print(f'deleted {len(files)} checkpoint files ({size/1e6:,.0f} MB); kept {[f.name for f in Path(folder).glob("*.pkl")] or "no exported model"}')
+    left = sum(f.stat().st_size for f in folder.glob('*.pth'))
+    print(f"deleted {len(files)} checkpoint files ({size/1e6:,.0f} MB); kept the final weights of {len(kept)} finished stage(s) "
+          f"({left/1e6:,.0f} MB), which a rerun loads instead of training again; exported: {[f.name for f in folder.glob('*.pkl')] or 'none'}")
     return size
 
 # %% ../nbs/01_train.ipynb #872d40df
@@ -299,7 +302,7 @@ def _load_checkpoint(learn, name, epoch, with_rng=False):
 def _remove_checkpoints(learn, name) -> int:
     "Delete every `{name}_<epoch>` checkpoint (.pth and .state) and the `.done` marker of run `name`; return how many files went."
     d, n = learn.path/learn.model_dir, 0
-    for p in list(d.glob(f'{name}_*.pth')) + list(d.glob(f'{name}_*.state')) + list(d.glob(f'{name}.done')):
+    for p in list(d.glob(f'{name}_*.pth')) + list(d.glob(f'{name}_*.state')) + list(d.glob(f'{name}.done')) + list(d.glob(f'{name}.job')):
         if re.fullmatch(rf'{re.escape(name)}(_\d+)?', p.stem): p.unlink(); n += 1
     return n
 
@@ -429,7 +432,8 @@ def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_l
         last = _resumable(learn, name, recipe) if resume else None
         if last is not None and last < n_epoch - 1:
             return resume_fit(learn, n_epoch, lr_max, name, from_epoch=last, monitor=monitor, load_best=load_best, cbs=cbs, keep=keep, recipe=recipe, **kw)
-        if last is not None: restore = _load_checkpoint(learn, name, last, with_rng=True); _set_rng_state(restore['rng'], learn.dls.train)  # all epochs ran; no marker yet
+        if last is not None:   # every epoch ran, but the session ended before the marker: load the last, with its history
+            restore = _load_checkpoint(learn, name, last, with_rng=True); _set_rng_state(restore['rng'], learn.dls.train); _set_history(learn, name)
         elif (old := _remove_checkpoints(learn, name)):
             print(f"removed {old} checkpoint files of an earlier run named {name!r} ({'another recipe' if resume else 'resume=False'}): a fresh run starts clean")
     if _last_or_none(learn, name) != n_epoch - 1:
@@ -562,6 +566,9 @@ def _spawn(fn, n, *args) -> None:
     except BaseException:
         for p in ctx.processes:
             if p.is_alive(): p.terminate()
+        for p in ctx.processes:   # a worker slow to stop still holds GPU memory and may be writing a checkpoint
+            p.join(10)
+            if p.is_alive(): p.kill(); p.join()
         raise
 
 def _adopt_last(learn, name) -> None:
@@ -582,10 +589,14 @@ def _ddp_fit(learn, name, n, fit) -> None:
     _pickle_job(fn, learn=learn, fit=fit, rng=_rng_state(learn.dls.train), cudnn=(torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
     gpu = torch.cuda.is_available()
     print(f"{name}: training in {n} processes ({'one per GPU' if gpu else 'CPU, gloo'}), each taking {bs//n} images of every batch of {bs}")
-    if gpu: gc.collect(); torch.cuda.empty_cache()   # leave the GPUs' memory to the processes
+    dev = next(learn.model.parameters()).device
+    if gpu: learn.model.cpu(); learn.opt = None; gc.collect(); torch.cuda.empty_cache()   # GPU 0's memory goes to rank 0, not this kernel
     from lib.train import _ddp_worker   # named by its module, which the new processes import (not a notebook's copy)
     try: _spawn(_ddp_worker, n, str(fn), _free_port())
-    finally: fn.unlink(missing_ok=True)
+    finally:
+        fn.unlink(missing_ok=True)
+        learn.model.to(dev)
+    if not len(checkpoints(learn, name)): raise RuntimeError(f"{name}: the {n} processes ended before epoch 0 finished: no checkpoint to take over (see their messages above)")
     _adopt_last(learn, name)
 
 # %% ../nbs/01_train.ipynb #40790294

@@ -148,6 +148,7 @@ def rehearsal_env(work: Path, url: str) -> dict:
 
 def check_case(nb_name: str, work: Path) -> list:
     "What must hold after a full run of notebook `nb_name`, on a GPU too: full-mode results with provenance, checkpoints cleaned up."
+    import torch
     from lib.evaluate import Report
     from tools.reproduce import provenance_problems
     case = nb_name.split('_')[1]
@@ -159,8 +160,11 @@ def check_case(nb_name: str, work: Path) -> list:
         if not rep.provenance.get('rehearsal') or rep.provenance.get('data', {}).get(case) != 'stand-ins':
             problems.append(f"{fn.name}: a rehearsal's results must say so (rehearsal: {rep.provenance.get('rehearsal')}, data: {rep.provenance.get('data')})")
     problems += provenance_problems(work/'results', case) if results else []
-    left = [f.name for f in (work/'models').glob(f'{case}-full/*') if f.suffix in ('.pth', '.state', '.done', '.part')]
-    if left: problems.append(f'{nb_name}: checkpoints left behind: {left[:5]}')
+    d = work/'models'/f'{case}-full'
+    kept = {f"{f.stem}_{torch.load(f, weights_only=False)['kept']}" for f in d.glob('*.done')}
+    left = [f.name for f in d.glob('*') if f.suffix == '.part' or (f.suffix == '.pth' and f.stem not in kept)]
+    if left: problems.append(f'{nb_name}: checkpoints left behind (only each finished stage\'s kept epoch may stay): {left[:5]}')
+    if not kept: problems.append(f'{nb_name}: no finished stage kept its final weights: a rerun would train again')
     return problems
 
 def _descendants(pid: int) -> list:
