@@ -6,20 +6,27 @@ Docs: https://medcases.github.io/medcases/cache.html.md"""
 
 # %% ../nbs/03_cache.ipynb #df176eae
 from __future__ import annotations
-import os, io, json, time, shutil, hashlib, warnings
+import os, json, time, shutil
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np, pandas as pd, torch, torch.nn.functional as F
 from PIL import Image
+from fastcore.foundation import L
+from fastprogress.fastprogress import progress_bar
+from fastai.data.core import TfmdDL
+from fastai.data.transforms import ColReader, Categorize
+from fastai.torch_core import TensorImage, TensorCategory
+from fastai.vision.core import PILImage
+from fastai.vision.augment import DisplayedTransform, Resize, ResizeMethod, CropPad
+from .data import case_dls, _default_tfms, _progress_on, _rel
 
 # %% auto #0
-__all__ = ['CacheError', 'IncompleteCacheError', 'ImageCache', 'get_cache', 'cache_arrays']
+__all__ = ['CacheError', 'IncompleteCacheError', 'cache_arrays', 'ImageCache', 'get_cache']
 
 # %% ../nbs/03_cache.ipynb #a81c6236
 def _read_rgb(path) -> np.ndarray:
     "Decode an image file into an (H, W, 3) uint8 array, as fastai's `PILImage.create` would."
     with Image.open(path) as im: return np.asarray(im.convert('RGB'))
 
-# %% ../nbs/03_cache.ipynb #e3ad44ac
 def _hw(size) -> tuple:
     "(height, width) from an int or a pair."
     return (size, size) if isinstance(size, int) else tuple(size)
@@ -42,38 +49,18 @@ def _key(p, root) -> str:
     "The name a cache knows source `p` by: its path relative to `root` (posix), or as given."
     return Path(p).as_posix() if root is None or not Path(p).is_absolute() else Path(p).relative_to(root).as_posix()
 
-def _full(key, root) -> Path:
-    "The file behind cache key `key`."
-    return Path(key) if root is None else Path(root)/key
-
-def _sha1(fn) -> str:
-    "SHA-1 of a file's bytes."
-    return hashlib.sha1(Path(fn).read_bytes()).hexdigest()
-
-def _source_manifest(paths, root=None, hash=False) -> pd.DataFrame:
-    "Table of the source files: key (path relative to `root`), bytes, mtime_ns, and sha1 if `hash`."
+def _source_manifest(paths, root=None) -> pd.DataFrame:
+    "Table of the source files: key (path relative to `root`), bytes and mtime_ns."
     keys = [_key(p, root) for p in paths]
-    st = [os.stat(_full(k, root)) for k in keys]
-    df = pd.DataFrame({'key': keys, 'bytes': [s.st_size for s in st], 'mtime_ns': [s.st_mtime_ns for s in st]})
-    if hash: df['sha1'] = [_sha1(_full(k, root)) for k in keys]
-    return df
+    st = [os.stat(Path(root or '', k)) for k in keys]
+    return pd.DataFrame({'key': keys, 'bytes': [s.st_size for s in st], 'mtime_ns': [s.st_mtime_ns for s in st]})
 
-# %% ../nbs/03_cache.ipynb #487e9c8a
 def _manifest_changes(old: pd.DataFrame, new: pd.DataFrame, show=3) -> list:
     "What differs between two source manifests, as sentences (empty when they match)."
-    o, n = old.set_index('key'), new.set_index('key')
-    out = []
-    def say(what, keys):
-        if len(keys): out.append(f"{len(keys)} {what}: {', '.join(list(keys)[:show])}{' …' if len(keys) > show else ''}")
-    say('source files are new', n.index.difference(o.index, sort=False))
-    say('source files are gone', o.index.difference(n.index, sort=False))
-    both = o.index.intersection(n.index, sort=False)
-    o, n = o.loc[both], n.loc[both]
-    say('source files changed size', both[(o.bytes != n.bytes).values])
-    say('source files have a new modification time', both[((o.bytes == n.bytes) & (o.mtime_ns != n.mtime_ns)).values])
-    if 'sha1' in o and 'sha1' in n: say('source files have new content', both[(o.sha1 != n.sha1).values])
-    if not out and list(old.key) != list(new.key): out.append('the same files are listed in another order')
-    return out
+    m = old.merge(new, on='key', how='outer', suffixes=('', '_now'), indicator=True)
+    found = {'are new': m.key[m._merge == 'right_only'], 'are gone': m.key[m._merge == 'left_only'],
+             'changed (size or modification time)': m.key[(m._merge == 'both') & ((m.bytes != m.bytes_now) | (m.mtime_ns != m.mtime_ns_now))]}
+    return [f"{len(k)} source files {what}: {', '.join(list(k)[:show])}{' …' if len(k) > show else ''}" for what, k in found.items() if len(k)]
 
 # %% ../nbs/03_cache.ipynb #bfcfa79b
 class CacheError(RuntimeError):
@@ -82,9 +69,6 @@ class CacheError(RuntimeError):
 class IncompleteCacheError(CacheError):
     "An image cache build did not finish (interrupted or truncated): rebuild it."
 
-class _StaleCacheError(CacheError):
-    "An image cache was built from source files that have changed since: rebuild it."
-
 _META = 'cache.json'   # written last: its presence with "complete": true marks a finished cache
 _FORMAT = 1
 
@@ -92,21 +76,12 @@ def _partials(dest: Path) -> list:
     "Leftover build folders of cache `dest` (from interrupted builds)."
     return sorted(dest.parent.glob(f'{dest.name}.partial-*')) if dest.parent.is_dir() else []
 
-# %% ../nbs/03_cache.ipynb #f6ad7330
-def _progress(it, n, progress):
-    "`it` wrapped in a fastprogress bar if `progress` (default: more than 5,000 images and not under test/CI)."
-    if progress is None:
-        from lib.data import _progress_on
-        progress = n > 5000 and _progress_on()   # bars off under the tests and CI, as for downloads
-    if not progress: return it
-    from fastprogress.fastprogress import progress_bar
-    return progress_bar(it, total=n, leave=False)
-
-def _write_pixels(fn, arrays, n, size, method, fill, progress) -> np.ndarray:
+def _write_pixels(fn, arrays, n, size=None, method='pad', fill=0, progress=None) -> np.ndarray:
     "Write `n` uint8 images from iterable `arrays` one after another into file `fn`; return the index rows (offset, h, w, c)."
+    if progress is None: progress = n > 5000 and _progress_on()   # bars off under the tests and CI, as for downloads
     index, off, i = np.zeros((n, 4), np.int64), 0, -1
     with open(fn, 'wb') as f:
-        for i, a in enumerate(_progress(arrays, n, progress)):
+        for i, a in enumerate(progress_bar(arrays, total=n, leave=False) if progress else arrays):
             if i >= n: raise ValueError(f'more than the {n} images announced')
             a = np.asarray(a)
             if a.ndim == 2: a = a[..., None]
@@ -117,51 +92,35 @@ def _write_pixels(fn, arrays, n, size, method, fill, progress) -> np.ndarray:
     if i + 1 != n: raise ValueError(f'{i + 1} images arrived, {n} were announced')
     return index
 
-def _write_json(fn, d) -> None:
-    "Write JSON durably: temp file, fsync, atomic rename."
-    tmp = Path(f'{fn}.tmp')
-    with open(tmp, 'w') as f: json.dump(d, f, indent=1); f.flush(); os.fsync(f.fileno())
-    os.replace(tmp, fn)
-
-# %% ../nbs/03_cache.ipynb #a8204c74
-def _swap_in(part: Path, dest: Path) -> None:
-    "Rename finished build `part` to `dest`, replacing an older cache there."
-    old = dest.with_name(f'{dest.name}.old-{os.getpid()}')
-    if dest.exists(): os.replace(dest, old)
-    os.replace(part, dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-def _build(arrays, keys, sources, dest, size, method, fill, hash, progress) -> 'ImageCache':
-    "Write images `arrays` named `keys` into `dest`, built under a temp name and swapped in when complete."
-    dest, keys = Path(dest), [str(k) for k in keys]
+# %% ../nbs/03_cache.ipynb #d7be8750
+def cache_arrays(arrays, keys, dest, sources=(), root=None, size=None, method='pad', fill=0, progress=None) -> 'ImageCache':
+    "Write uint8 (H, W, C) `arrays` named `keys` as a cache in `dest`, swapped in when complete; `sources`: the files they came from (for `stale`)."
+    dest, keys, sources = Path(dest), [str(k) for k in keys], _source_manifest(sources, root)   # stat before reading: a change meanwhile shows as stale
     if not keys: raise ValueError('no images to cache')
     if len(set(keys)) != len(keys): raise ValueError('the same image is listed twice')
     for p in _partials(dest): shutil.rmtree(p, ignore_errors=True)   # leftovers of interrupted builds
-    part = dest.with_name(f'{dest.name}.partial-{os.getpid()}')
+    part, old = (dest.with_name(f'{dest.name}.{s}-{os.getpid()}') for s in ('partial', 'old'))
     part.mkdir(parents=True)
     t0 = time.perf_counter()
     index = _write_pixels(part/'pixels.u8', arrays, len(keys), size, method, fill, progress)
     np.save(part/'index.npy', index)
     pd.DataFrame({'key': keys}).to_csv(part/'keys.csv', index=False)
     sources.to_csv(part/'sources.csv', index=False)
-    _write_json(part/_META, dict(format=_FORMAT, complete=True, n=len(keys), nbytes=int(index[-1, 0] + index[-1, 1:].prod()),
-                                size=None if size is None else list(_hw(size)), method=method, fill=fill, hash=hash,
-                                created=time.strftime('%Y-%m-%d %H:%M:%S'), seconds=round(time.perf_counter() - t0, 2)))
-    _swap_in(part, dest)
+    meta = dict(format=_FORMAT, complete=True, n=len(keys), nbytes=int(index[-1, 0] + index[-1, 1:].prod()),
+                size=None if size is None else list(_hw(size)), method=method, fill=fill,
+                created=time.strftime('%Y-%m-%d %H:%M:%S'), seconds=round(time.perf_counter() - t0, 2))
+    with open(part/_META, 'w') as f: json.dump(meta, f, indent=1); f.flush(); os.fsync(f.fileno())
+    if dest.exists(): os.replace(dest, old)   # the swap: only a complete build ever takes the name `dest`
+    os.replace(part, dest)
+    shutil.rmtree(old, ignore_errors=True)
     return ImageCache.load(dest)
 
-def _build_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=False, reader=None, progress=None) -> 'ImageCache':
-    "Decode image files `paths` (relative to `root`) once into cache folder `dest`; keys are the paths relative to `root`."
-    keys, reader = [_key(p, root) for p in paths], reader or _read_rgb
-    sources = _source_manifest(keys, root, hash)     # stat before reading: a file changed meanwhile shows as stale
-    return _build((reader(_full(k, root)) for k in keys), keys, sources, dest, size, method, fill, hash, progress)
+def _build_cache(paths, dest, root=None, reader=_read_rgb, **kw) -> 'ImageCache':
+    "Decode image files `paths` (relative to `root`) with `reader` once into cache folder `dest`; keys are the paths relative to `root`."
+    keys = [_key(p, root) for p in paths]
+    return cache_arrays((reader(Path(root or '', k)) for k in keys), keys, dest, sources=keys, root=root, **kw)
 
 # %% ../nbs/03_cache.ipynb #6542dd27
-def _rel(p) -> str:
-    "A path as a reader should see it (relative to the working folder when possible)."
-    try: return Path(p).resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError: return Path(p).name
-
 def _check_complete(dest: Path) -> dict:
     "The cache's settings, or an error saying why `dest` is not a complete cache."
     if not dest.is_dir():
@@ -181,7 +140,7 @@ def _check_complete(dest: Path) -> dict:
                                    f"(a partial copy?): delete it and rebuild it.")
     return meta
 
-# %% ../nbs/03_cache.ipynb #5fc6020b
+# %% ../nbs/03_cache.ipynb #9c85b646
 class ImageCache:
     "Images decoded once into one uint8 file: `cache[i]` or `cache['train/x.tif']` is an (H, W, C) array."
     def __init__(self, dest, meta, index, keys, sources):
@@ -191,14 +150,25 @@ class ImageCache:
 
     @classmethod
     def load(cls, dest, paths=None, root=None) -> 'ImageCache':
-        "Open the complete cache in `dest`; with `paths`, also refuse it if those sources changed (`_StaleCacheError`)."
+        "Open the complete cache in `dest`; with `paths`, also refuse it (`CacheError`) if those sources changed."
         dest = Path(dest)
         meta = _check_complete(dest)
         read = lambda fn: pd.read_csv(dest/fn, dtype={'key': str}, keep_default_na=False)
         c = cls(dest, meta, np.load(dest/'index.npy'), read('keys.csv').key.tolist(), read('sources.csv'))
         if paths is not None and (why := c.stale(paths, root)):
-            raise _StaleCacheError(f"the image cache {_rel(dest)} is out of date: {'; '.join(why)}. Rebuild it (get_cache does so).")
+            raise CacheError(f"the image cache {_rel(dest)} is out of date: {'; '.join(why)}. Rebuild it (get_cache does so).")
         return c
+
+    def stale(self, paths, root=None) -> list:
+        "Why this cache no longer matches source `paths` under `root` (empty list: up to date)."
+        return _manifest_changes(self.sources, _source_manifest(paths, root))
+
+    def settings_differ(self, size=None, method='pad', fill=0) -> list:
+        "How the requested `size`/`method`/`fill` differ from the ones this cache was built with."
+        m, want = self.meta, None if size is None else list(_hw(size))
+        out = [f"it was built at size {m['size']}, {want} is wanted"] if m['size'] != want else []
+        if want is not None and (m['method'], m['fill']) != (method, fill): out.append(f"it was built with method={m['method']!r}, fill={m['fill']}")
+        return out
 
     @property
     def pixels(self) -> np.memmap:
@@ -234,35 +204,8 @@ class ImageCache:
         shp = f"{tuple(self.meta['size'])}" if self.meta['size'] else 'their own sizes'
         return f"ImageCache({_rel(self.dest)}: {len(self):,} images at {shp}, {self.meta['nbytes']/2**20:.1f} MiB)"
 
-# %% ../nbs/03_cache.ipynb #8adfcda0
-def _kill_at(k):
-    "A `_read_rgb` that kills its own process (SIGKILL, no cleanup runs) at its `k`-th call: for tests."
-    import signal
-    n = [0]
-    def reader(fn):
-        n[0] += 1
-        if n[0] == k: os.kill(os.getpid(), signal.SIGKILL)
-        return _read_rgb(fn)
-    return reader
-
-# %% ../nbs/03_cache.ipynb #3f65b4bd
-from fastcore.basics import patch
-
-@patch
-def stale(self: ImageCache, paths, root=None) -> list:
-    "Why this cache no longer matches source `paths` under `root` (empty list: up to date)."
-    return _manifest_changes(self.sources, _source_manifest(paths, root, hash=bool(self.meta.get('hash'))))
-
-@patch
-def settings_differ(self: ImageCache, size=None, method='pad', fill=0) -> list:
-    "How the requested `size`/`method`/`fill` differ from the ones this cache was built with."
-    m, want = self.meta, None if size is None else list(_hw(size))
-    out = [f"it was built at size {m['size']}, {want} is wanted"] if m['size'] != want else []
-    if want is not None and (m['method'], m['fill']) != (method, fill): out.append(f"it was built with method={m['method']!r}, fill={m['fill']}")
-    return out
-
 # %% ../nbs/03_cache.ipynb #55635ec4
-def get_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=False, **kw) -> ImageCache:
+def get_cache(paths, dest, root=None, size=None, method='pad', fill=0, **kw) -> ImageCache:
     "The cache of `paths` in `dest`: loaded if complete, same settings and up to date; else (re)built, saying why."
     dest, paths = Path(dest), list(paths)
     try:
@@ -271,33 +214,24 @@ def get_cache(paths, dest, root=None, size=None, method='pad', fill=0, hash=Fals
         if not why: return c
     except CacheError as e: why = [str(e).split(':')[0]]
     print(f"building the image cache {_rel(dest)} ({len(paths):,} images) because {'; '.join(why)}")
-    c = _build_cache(paths, dest, root, size, method, fill, hash, **kw)
+    c = _build_cache(paths, dest, root, size=size, method=method, fill=fill, **kw)
     print(f"  done in {c.meta['seconds']:.1f} s: {c}")
     return c
-
-# %% ../nbs/03_cache.ipynb #8dc406f8
-def cache_arrays(arrays, keys, dest, sources=(), root=None, size=None, method='pad', fill=0, progress=None) -> ImageCache:
-    "Write uint8 (H, W, C) `arrays` named `keys` as a cache in `dest`; `sources`: the files they came from (for `stale`)."
-    return _build(arrays, keys, _source_manifest(sources, root), dest, size, method, fill, False, progress)
 
 # %% ../nbs/03_cache.ipynb #67b6407a
 class _CacheReader:
     "`get_x` for fastai: a row (or key) of the items table → `PILImage` from `cache`; anything else, or any item when the cache is absent, is opened as usual."
     def __init__(self, cache, col='path'): self.cache, self.col = cache, col
     def __call__(self, o):
-        from fastai.vision.core import PILImage
         k = o[self.col] if isinstance(o, (pd.Series, dict)) else o
         return PILImage.create(np.array(self.cache[k]) if self.cache.available and k in self.cache else k)
 
-# %% ../nbs/03_cache.ipynb #3701aed6
 def _cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=None, seed=42, col='path', tensor=False, **kw):
     "`lib.data.case_dls(name, df, cache, ...)`: the images of `df[col]` read from `cache`; `tensor=True`: each batch in one read, every transform per batch on the device."
-    from lib.data import case_dls, _default_tfms
-    if 'is_valid' not in df: raise ValueError("df has no is_valid column: split it first (random_split or grouped_split)")
     missing = set(df[col]) - set(cache.keys)
     if missing: raise CacheError(f"{len(missing):,} images of df are not in the cache {_rel(cache.dest)} (e.g. {sorted(missing)[0]}): rebuild it with these paths")
     if not tensor: return case_dls(name, df, None, size, bs, item_tfms, batch_tfms, seed, get_x=_CacheReader(cache, col), **kw)
-    shape = _uniform_shape(cache)[:2]
+    shape = _pixels(cache).shape[1:3]
     d_item, d_batch = _default_tfms(name, size)
     resize = _batch_tfms_for(d_item if item_tfms is None else item_tfms, shape)
     fit = _FitImage(shape, cache.meta.get('method') or 'pad', cache.meta.get('fill', 0))
@@ -305,30 +239,15 @@ def _cache_dls(name, df, cache, size=None, bs=64, item_tfms=None, batch_tfms=Non
                     get_x=_CacheReader(cache, col), dl_type=_TensorDL, cache=cache, col=col, **{'num_workers': 0, **kw})
 
 # %% ../nbs/03_cache.ipynb #fdafa9ac
-import torch, torch.nn.functional as F
-from fastcore.foundation import L
-from fastai.data.core import TfmdDL
-from fastai.data.transforms import ColReader, Categorize
-from fastai.torch_core import TensorImage, TensorCategory
-from fastai.vision.core import PILImage
-from fastai.vision.augment import DisplayedTransform, Resize, ResizeMethod, CropPad
-
-def _uniform_shape(cache) -> tuple:
-    "(H, W, C) shared by every image of `cache`, laid out back to back; else a CacheError saying to build it with `size`."
-    ix = cache.index
-    shp = ix[0, 1:]
-    if not (ix[:, 1:] == shp).all() or not (ix[:, 0] == np.arange(len(ix))*shp.prod()).all():
+def _pixels(cache) -> np.ndarray:
+    "The cache's pixels as one (N, H, W, 3) uint8 memory-mapped array; a CacheError unless they are RGB images of one shape."
+    shp = cache.index[0, 1:]
+    if not (cache.index[:, 1:] == shp).all():
         raise CacheError(f"the tensor path needs images of one shape, and {_rel(cache.dest)} holds several: "
                          f"build it with get_cache(..., size=...), which pads or squishes them")
     if shp[2] != 3: raise CacheError(f"the tensor path needs RGB images; {_rel(cache.dest)} holds {shp[2]} channel(s)")
-    return tuple(int(s) for s in shp)
+    return cache.pixels.reshape(len(cache), *map(int, shp))
 
-def _pixels(cache) -> np.ndarray:
-    "The cache's pixels as one (N, H, W, 3) uint8 memory-mapped array."
-    shape = _uniform_shape(cache)
-    return cache.pixels[:len(cache)*int(np.prod(shape))].reshape(len(cache), *shape)
-
-# %% ../nbs/03_cache.ipynb #bea3822e
 class _FitImage(DisplayedTransform):
     "Item transform for images outside the cache: brought to the cache's shape as `_build_cache` did."
     order = 1
@@ -371,14 +290,12 @@ def _batch_tfms_for(item_tfms, shape) -> list:
 
 # %% ../nbs/03_cache.ipynb #77e7ef15
 def _codes(ds) -> torch.Tensor | None:
-    "The target of every item of Datasets `ds` as one tensor (None without targets); vectorised for a column read by `Categorize`."
+    "The target of every item of Datasets `ds` as one tensor (None without targets): one lookup for case_dls's `ColReader` and `Categorize`."
     if len(ds.tls) < 2: return None
-    tl = ds.tls[1]
-    fs = tl.tfms.fs
-    if (len(fs) == 2 and isinstance(fs[0], ColReader) and isinstance(fs[1], Categorize) and len(fs[0].cols) == 1
-            and not fs[0].pref and not fs[0].suff and fs[0].label_delim is None and isinstance(tl.items, pd.DataFrame)):
+    tl, fs = ds.tls[1], ds.tls[1].tfms.fs
+    if isinstance(tl.items, pd.DataFrame) and [type(f) for f in fs] == [ColReader, Categorize] and not (fs[0].pref or fs[0].suff or fs[0].label_delim):
         c = tl.items[fs[0].cols[0]].map(fs[1].vocab.o2i)
-        if not c.isna().any(): return TensorCategory(torch.tensor(c.to_numpy(np.int64)))
+        if not c.isna().any(): return TensorCategory(torch.tensor(c.to_numpy(np.int64)))   # else fastai's own error names the label
     return TensorCategory(torch.stack([torch.as_tensor(tl[i]) for i in range(len(tl))]))   # any other target: item by item, once
 
 class _TensorDL(TfmdDL):
@@ -393,12 +310,10 @@ class _TensorDL(TfmdDL):
     def _plan(self):
         "(pixels, cache position of each item, targets), or False if an item is not in the cache (then: per item)."
         if self._fast is None:
-            self._fast, items = False, getattr(self.dataset, 'items', None)
-            if self.cache is not None and self.cache.available and isinstance(items, pd.DataFrame) and self.col in items:
-                keys = items[self.col]
-                if keys.map(lambda k: k in self.cache).all():
-                    pos = np.fromiter((self.cache.position(k) for k in keys), np.int64, len(keys))
-                    self._fast = (_pixels(self.cache), pos, _codes(self.dataset))
+            items = getattr(self.dataset, 'items', None)
+            ok = self.cache is not None and self.cache.available and isinstance(items, pd.DataFrame) and self.col in items
+            pos = items[self.col].map(self.cache._pos) if ok else None   # NaN where an item is not in the cache
+            self._fast = ok and not pos.isna().any() and (_pixels(self.cache), pos.to_numpy(np.int64), _codes(self.dataset))
         return self._fast
 
     def create_batches(self, samps):

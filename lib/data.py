@@ -9,7 +9,6 @@ from __future__ import annotations
 import os, re, sys, io, gzip, json, time, shutil, random, hashlib, zipfile, tarfile, zlib, warnings, contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from functools import lru_cache
 from typing import Callable, NamedTuple
 import numpy as np, pandas as pd
 
@@ -18,7 +17,7 @@ __all__ = ['DATASETS', 'get_mode', 'rehearsal', 'project_root', 'data_dir', 'res
            'LayoutError', 'get_items', 'check_download', 'random_split', 'grouped_split', 'DownloadError', 'gunzip',
            'fetch_gunzip', 'KaggleSetupError', 'download_dataset', 'stand_ins', 'case_dls']
 
-# %% ../nbs/00_data.ipynb #802bfbef
+# %% ../nbs/00_data.ipynb #d03caca1
 class _Mode(NamedTuple):
     "A run mode: `name` is 'smoke' or 'full'; `offline` means nothing may touch the network."
     name: str
@@ -29,12 +28,6 @@ def _env_on(key) -> bool:
     "True when environment variable `key` is set to something other than '', 0, false or no."
     return os.environ.get(key, '').strip().lower() not in ('', '0', 'false', 'no')
 
-# %% ../nbs/00_data.ipynb #d03caca1
-def _cuda() -> bool:
-    "Is a CUDA GPU usable? (imports torch only when asked)"
-    import torch
-    return torch.cuda.is_available()
-
 def get_mode() -> _Mode:
     "The run mode: IN_TEST forces smoke, MEDCASES_REHEARSAL full, else env MEDCASES_MODE, else full on a CUDA GPU and smoke without."
     offline = any(_env_on(k) for k in ('IN_TEST', 'CI', 'MEDCASES_OFFLINE'))
@@ -44,10 +37,11 @@ def get_mode() -> _Mode:
     if name:
         if name not in ('smoke', 'full'): raise ValueError(f"MEDCASES_MODE must be 'smoke' or 'full', not {name!r}")
         return _Mode(name, 'set by MEDCASES_MODE', offline)
-    if _cuda(): return _Mode('full', 'CUDA GPU found; set MEDCASES_MODE=smoke for a quick run', offline)
+    import torch   # only now: the switches above need no torch
+    if torch.cuda.is_available(): return _Mode('full', 'CUDA GPU found; set MEDCASES_MODE=smoke for a quick run', offline)
     return _Mode('smoke', 'no CUDA GPU found; set MEDCASES_MODE=full to override', offline)
 
-# %% ../nbs/00_data.ipynb #754bcb90
+# %% ../nbs/00_data.ipynb #67583e53
 class _Rehearsal(NamedTuple):
     "How a rehearsal shrinks a full run: epochs per stage, training batches at least, batch size at most, `lr_find` iterations, image side at most."
     epochs: int = 1
@@ -60,7 +54,6 @@ def rehearsal() -> _Rehearsal | None:
     "The shrink of a full-mode rehearsal (env MEDCASES_REHEARSAL, never under nbdev-test), else None."
     return _Rehearsal() if _env_on('MEDCASES_REHEARSAL') and not _env_on('IN_TEST') else None
 
-# %% ../nbs/00_data.ipynb #67583e53
 def _mode_knobs(knobs: dict, mode: _Mode | None = None, min_epochs: dict | None = None, variant: str | None = None):
     "The knobs of `mode` from a {'full': {...}, 'smoke': {...}, 'budget': {changes}} table: full's `variant` (env MEDCASES_VARIANT, default 'article'), shrunk in a rehearsal."
     from types import SimpleNamespace
@@ -103,18 +96,15 @@ def _fit_bs(bs: int, n_train: int) -> int:
     return new
 
 # %% ../nbs/00_data.ipynb #b5afed58
-def _is_project(d: Path) -> bool:
-    "Does folder `d` hold the medcases pyproject.toml?"
-    f = d/'pyproject.toml'
-    if not f.is_file(): return False
-    import tomllib
-    try: return tomllib.loads(f.read_text()).get('project', {}).get('name') == 'medcases'
-    except Exception: return False
-
 def project_root() -> Path:
-    "The medcases project folder (cwd or a parent of it), else the current folder."
+    "The medcases project folder: cwd or the first parent whose pyproject.toml names the project medcases; else the current folder."
+    import tomllib
     cwd = Path.cwd().resolve()
-    return next((d for d in (cwd, *cwd.parents) if _is_project(d)), cwd)
+    for d in (cwd, *cwd.parents):
+        try:
+            if tomllib.loads((d/'pyproject.toml').read_text()).get('project', {}).get('name') == 'medcases': return d
+        except (OSError, ValueError): pass
+    return cwd
 
 # %% ../nbs/00_data.ipynb #5be575cb
 def _platform_name() -> str:
@@ -122,16 +112,17 @@ def _platform_name() -> str:
     if os.environ.get('KAGGLE_KERNEL_RUN_TYPE'): return 'kaggle'
     return 'colab' if 'google.colab' in sys.modules or os.environ.get('COLAB_RELEASE_TAG') else 'local'
 
-def _folder(kind: str) -> Path:
-    "The folder for `kind` ('data', 'models', 'results'): env MEDCASES_<KIND>_DIR, else MEDCASES_STORAGE/<kind>, else <project>/<kind>."
-    if os.environ.get(f'MEDCASES_{kind.upper()}_DIR'): return Path(os.environ[f'MEDCASES_{kind.upper()}_DIR']).expanduser()
-    if os.environ.get('MEDCASES_STORAGE'): return Path(os.environ['MEDCASES_STORAGE']).expanduser()/kind
-    return project_root()/kind
+def _folder(kind: str, name: str | None = None) -> Path:
+    "The folder for `kind` ('data', 'models', 'results'), or its subfolder `name`: env MEDCASES_<KIND>_DIR, else MEDCASES_STORAGE/<kind>, else <project>/<kind>."
+    env, var = os.environ, f'MEDCASES_{kind.upper()}_DIR'
+    if env.get(var): d = Path(env[var]).expanduser()
+    elif env.get('MEDCASES_STORAGE'): d = Path(env['MEDCASES_STORAGE']).expanduser()/kind
+    else: d = project_root()/kind
+    return d/name if name else d
 
 def data_dir(name: str | None = None) -> Path:
     "Folder for data set `name` (or for all data): env MEDCASES_DATA_DIR, else MEDCASES_STORAGE/data, else <project>/data."
-    d = _folder('data')
-    return d/name if name else d
+    return _folder('data', name)
 
 def results_dir() -> Path:
     "Folder for results (metrics as JSON): env MEDCASES_RESULTS_DIR, else MEDCASES_STORAGE/results, else <project>/results; created if missing."
@@ -141,8 +132,7 @@ def results_dir() -> Path:
 
 def _models_dir(name: str | None = None) -> Path:
     "Folder for checkpoints and exported models (of run `name`): env MEDCASES_MODELS_DIR, else MEDCASES_STORAGE/models, else <project>/models."
-    d = _folder('models')
-    return d/name if name else d
+    return _folder('models', name)
 
 def _shared_dir() -> Path | None:
     "The `shared/` folder (course maintainers only): env MEDCASES_SHARED_DIR ('' or 'none': no shared folder), else beside the project; or None."
@@ -154,7 +144,6 @@ def _shared_dir() -> Path | None:
     else: d = project_root().parent/'shared'
     return d if d.is_dir() else None
 
-# %% ../nbs/00_data.ipynb #6579e148
 def _rel(p) -> str:
     "Path `p` as a reader should see it: relative to the project or cwd, or under ~, never a long machine path."
     p = Path(p)
@@ -189,23 +178,20 @@ class DatasetInfo:
     "Facts about one data set: source, layout, labels, groups, published results and the metrics its field reads first."
     name: str
     title: str
-    classes: list
-    url: str | None                 # direct download of the official archive, if there is one
-    kaggle: str | None              # Kaggle slug of the mirror or competition
-    kaggle_kind: str | None         # 'competition' | 'dataset' | None
-    figshare_doi: str | None        # DOI of the paper whose data Figshare holds
+    classes: list                   # each image's label is the name of its folder
     n_images: int
     download_size: str
     licence: str
     citation: str
     layout: str                     # human text: the expected folder layout
-    label_func: Callable
-    group_func: Callable
+    files: str = '{}/*'             # glob of one class's images in the data folder ('{}': the class)
+    group_func: Callable | None = None   # the group (slide, patient) of an image's path; None: no groups
+    url: str | None = None          # direct download of the official archive, if there is one
+    kaggle: str | None = None       # Kaggle slug of the mirror ('owner/dataset') or of the competition ('name')
+    figshare_doi: str | None = None # DOI of the paper whose data Figshare holds
     smoke_download: bool = False    # may smoke mode download the real thing?
     published: list = field(default_factory=list)   # `Published` figures
     headline: tuple = ('accuracy', 'balanced_accuracy', 'roc_auc')   # the metrics a report shows first
-    homepage: str | None = None
-    sha256: str | None = None       # of the archive at `url`, when known
     files_digest: str | None = None # sha256 of the sorted per-file sha256 lines (see `_files_digest`)
     pitfall: str = ''
 
@@ -216,10 +202,6 @@ class DatasetInfo:
     def __repr__(self): return f"DatasetInfo({self.name!r}: {self.title}, {self.n_images:,} images, classes {self.classes})"
 
 # %% ../nbs/00_data.ipynb #12fcd97a
-def _parent_name(p) -> str:
-    "The name of the folder holding file `p` (the class folder)."
-    return Path(p).parent.name
-
 def _malaria_group(p) -> str:
     "Slide id of a malaria cell image: the file-name prefix before `_IMG`, without `_original`."
     return re.sub(r'_original$', '', Path(p).name.split('_IMG')[0])
@@ -227,21 +209,6 @@ def _malaria_group(p) -> str:
 def _idc_group(p) -> str:
     "Patient id of an IDC patch: the folder above the 0/1 class folder."
     return Path(p).parent.parent.name
-
-def _no_group(p) -> None:
-    "Data sets without patient or slide ids."
-    return None
-
-@lru_cache(maxsize=4)
-def _pcam_labels(csv_fn: str) -> dict:
-    "id -> label from a PCam `train_labels.csv` (cached)."
-    df = pd.read_csv(csv_fn, dtype=str)
-    return dict(zip(df['id'], df['label']))
-
-def _pcam_label(p) -> str:
-    "Label ('0' or '1') of `train/<id>.tif`, looked up in the `train_labels.csv` beside `train/`."
-    p = Path(p)
-    return _pcam_labels(str(p.parent.parent/'train_labels.csv'))[p.stem]
 
 # %% ../nbs/00_data.ipynb #994eba03
 _KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
@@ -252,87 +219,68 @@ _MALARIA_DIGEST = '3edafd0c3770bfd3aac3540d2f5d4288825413adcfe28e0ce154287aedd7a
 
 DATASETS = {d.name: d for d in [
     DatasetInfo(
-        name='malaria', title='NIH/NLM malaria thin blood smear cells',
-        classes=['Parasitized', 'Uninfected'],
-        url='https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip',
-        kaggle='iarunava/cell-images-for-detecting-malaria', kaggle_kind='dataset', figshare_doi=None,
-        n_images=27_558, download_size='about 340 MB zip (to confirm)',
+        name='malaria', title='NIH/NLM malaria thin blood smear cells', classes=['Parasitized', 'Uninfected'],
+        url='https://data.lhncbc.nlm.nih.gov/public/Malaria/cell_images.zip', kaggle='iarunava/cell-images-for-detecting-malaria',
+        n_images=27_558, download_size='about 340 MB zip (to confirm)', smoke_download=True, files_digest=_MALARIA_DIGEST,
         licence='public data of the U.S. National Library of Medicine; cite the paper (terms to confirm)',
         citation='Rajaraman S. et al. Pre-trained convolutional neural networks as feature extractors toward '
                  'improved malaria parasite detection in thin blood smear images. PeerJ 6:e4568 (2018)',
         layout='cell_images/{Parasitized,Uninfected}/*.png  (e.g. cell_images/Parasitized/'
                'C100P61ThinF_IMG_20150918_144104_cell_162.png)',
-        label_func=_parent_name, group_func=_malaria_group, smoke_download=True,
+        files='{}/*.png', group_func=_malaria_group,
         published=[Published('article', 'accuracy', 0.97, 'random', 'source article (fastai v1, resnet18 unfrozen)'),
                    Published('article', 'accuracy', 0.964, 'random', 'source article', step='resnet34'),
                    Published('article', 'accuracy', 0.961, 'random', 'source article', step='resnet18 head'),
                    Published('paper', 'accuracy', 0.957, 'unknown', 'Rajaraman et al. 2018', confirmed=False)],
         headline=('accuracy', 'sensitivity', 'specificity', 'roc_auc'),
-        homepage='https://lhncbc.nlm.nih.gov/LHC-research/LHC-projects/image-processing/malaria-datasheet.html',
-        files_digest=_MALARIA_DIGEST,
         pitfall='Cells of one slide (patient) are alike: a random split puts one patient on both sides.'),
     DatasetInfo(
-        name='pcam', title='PatchCamelyon / Kaggle Histopathologic Cancer Detection',
-        classes=['0', '1'], url=None,
-        kaggle='histopathologic-cancer-detection', kaggle_kind='competition', figshare_doi=None,
-        n_images=220_025, download_size='about 6.3 GB zip (to confirm)',
+        name='pcam', title='PatchCamelyon / Kaggle Histopathologic Cancer Detection', classes=['0', '1'],
+        kaggle='histopathologic-cancer-detection', n_images=220_025, download_size='about 6.3 GB zip (to confirm)',
         licence='Kaggle competition rules (accept them on the website); PCam itself CC0 1.0 (stated in the PCam README)',
         citation='Veeling B.S. et al. Rotation Equivariant CNNs for Digital Pathology. MICCAI 2018 (arXiv:1806.03962)',
         layout='train/<id>.tif  (96x96 RGB tiles)  +  train_labels.csv  (columns: id,label)',
-        label_func=_pcam_label, group_func=_no_group, smoke_download=False,
         published=[Published('article', 'accuracy', 0.986, 'random', 'source article (resnet50)'),
                    Published('article', 'accuracy', 0.9776, 'random', 'source article', step='frozen'),
                    Published('paper', 'accuracy', 0.898, 'PCam test', 'Veeling et al. 2018 (P4M-DenseNet)'),
                    Published('paper', 'roc_auc', 0.963, 'PCam test', 'Veeling et al. 2018 (P4M-DenseNet)')],
         headline=('accuracy', 'roc_auc', 'sensitivity', 'specificity'),
-        homepage='https://github.com/basveeling/pcam',
         pitfall='train_labels.csv has no slide id, so a random split mixes patches of one slide.'),
     DatasetInfo(
-        name='idc', title='Breast invasive ductal carcinoma (IDC) patches',
-        classes=['0', '1'], url=None,
-        kaggle='paultimothymooney/breast-histopathology-images', kaggle_kind='dataset', figshare_doi=None,
-        n_images=277_524, download_size='about 3.1 GB zip (to confirm)',
+        name='idc', title='Breast invasive ductal carcinoma (IDC) patches', classes=['0', '1'],
+        kaggle='paultimothymooney/breast-histopathology-images', n_images=277_524, download_size='about 3.1 GB zip (to confirm)',
         licence='see the Kaggle dataset page (to confirm); cite the papers',
         citation='Cruz-Roa A. et al. SPIE Medical Imaging 2014; Janowczyk A. & Madabhushi A. J Pathol Inform 7:29 (2016)',
         layout='<patient_id>/<0|1>/<patient_id>_idx5_x<X>_y<Y>_class<C>.png  (50x50 patches)',
-        label_func=_parent_name, group_func=_idc_group, smoke_download=False,
+        files='*/{}/*.png', group_func=_idc_group,
         published=[Published('article', 'accuracy', 0.85, 'random', 'source article ("over 85%", WideResNet)'),
                    Published('paper', 'f1', 0.765, 'unknown', 'Janowczyk & Madabhushi 2016', confirmed=False),
                    Published('paper', 'balanced_accuracy', 0.847, 'unknown', 'Janowczyk & Madabhushi 2016', confirmed=False),
                    Published('paper', 'f1', 0.718, 'unknown', 'Cruz-Roa et al. 2014', confirmed=False),
                    Published('paper', 'balanced_accuracy', 0.842, 'unknown', 'Cruz-Roa et al. 2014', confirmed=False)],
         headline=('f1', 'balanced_accuracy', 'accuracy', 'roc_auc'),
-        homepage='https://www.kaggle.com/datasets/paultimothymooney/breast-histopathology-images',
         pitfall='A random patch split puts patches of one patient on both sides; split by patient.'),
     DatasetInfo(
-        name='kvasir', title='Kvasir v2 gastrointestinal endoscopy',
-        classes=_KVASIR_CLASSES, url='https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip',
-        kaggle=None, kaggle_kind=None, figshare_doi=None,
-        n_images=8_000, download_size='about 2.3 GB zip (to confirm)',
+        name='kvasir', title='Kvasir v2 gastrointestinal endoscopy', classes=_KVASIR_CLASSES,
+        url='https://datasets.simula.no/downloads/kvasir/kvasir-dataset-v2.zip', n_images=8_000, download_size='about 2.3 GB zip (to confirm)',
         licence='research and educational use only; cite the paper',
         citation='Pogorelov K. et al. KVASIR: A Multi-Class Image Dataset for Computer Aided Gastrointestinal '
                  'Disease Detection. ACM MMSys 2017',
-        layout='kvasir-dataset-v2/<class>/*.jpg  for the 8 classes ' + ', '.join(_KVASIR_CLASSES),
-        label_func=_parent_name, group_func=_no_group, smoke_download=False,
+        layout='kvasir-dataset-v2/<class>/*.jpg  for the 8 classes ' + ', '.join(_KVASIR_CLASSES), files='{}/*.jp*g',
         published=[Published('article', 'accuracy', 0.93, 'random', 'source article (v2, resnet50)'),
-                   Published('article', 'accuracy', 0.87, 'random', 'source article', step='step 1, resnet34'),
+                   Published('article', 'accuracy', 0.87, 'random', 'source article', step='resnet34'),
                    Published('paper', 'mcc', 0.7, 'unknown', 'Pogorelov et al. 2017 (best 8-class MCC)', confirmed=False)],
         headline=('accuracy', 'mcc', 'f1'),
-        homepage='https://datasets.simula.no/kvasir/',
         pitfall='No patient ids; frames of one procedure are near-duplicates; a green position-map box is a shortcut.'),
     DatasetInfo(
-        name='actin', title='Breast cell lines by their actin filaments',
-        classes=['MCF-10A', 'MCF-7', 'MDA-MB-231'], url=None,
-        kaggle=None, kaggle_kind=None, figshare_doi='10.1371/journal.pone.0213626',
-        n_images=552, download_size='unknown (to confirm)',
+        name='actin', title='Breast cell lines by their actin filaments', classes=['MCF-10A', 'MCF-7', 'MDA-MB-231'],
+        figshare_doi='10.1371/journal.pone.0213626', n_images=552, download_size='unknown (to confirm)',
         licence='Figshare (CC BY 4.0 to confirm); cite the paper',
         citation='Oei R.W. et al. Convolutional neural network for cell classification using microscope images '
                  'of intracellular actin networks. PLoS ONE 14(3): e0213626 (2019)',
         layout='<class>/<image>  for the classes MCF-10A, MCF-7, MDA-MB-231 (png, jpg or tif)',
-        label_func=_parent_name, group_func=_no_group, smoke_download=False,
         published=[Published('article', 'accuracy', 0.982, 'random', 'source article (resnet34, 3+2 epochs)')],
         headline=('accuracy', 'f1', 'mcc'),
-        homepage='https://doi.org/10.1371/journal.pone.0213626',
         pitfall='Images of one culture or imaging session share batch effects a random split can learn.'),
 ]}
 
@@ -347,32 +295,12 @@ def _layout_error(name, path, problem) -> LayoutError:
 
 _IMG_EXTS = {'.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp'}
 
-def _images(d: Path, exts=_IMG_EXTS) -> list:
-    "Image files directly in folder `d`, sorted."
-    return sorted(f for f in d.iterdir() if f.suffix.lower() in exts and f.is_file()) if d.is_dir() else []
+def _find_root(path: Path, ok, depth=2) -> Path | None:
+    "`path`, or the first folder at most `depth` levels below it (an archive's wrapper folders) for which `ok(folder)` holds."
+    if ok(path): return path
+    subs = sorted(Path(e.path) for e in os.scandir(path) if e.is_dir() and not e.name.startswith('.')) if depth else []
+    return next((r for s in subs if (r := _find_root(s, ok, depth - 1)) is not None), None)
 
-# %% ../nbs/00_data.ipynb #9781d851
-def _class_root(path: Path, classes, extra=()) -> Path | None:
-    "The folder holding the class folders: `path`, one of `extra` below it, or its only subfolder."
-    cands = [path, *[path/e for e in extra]]
-    subs = [d for d in path.iterdir() if d.is_dir() and not d.name.startswith('.')] if path.is_dir() else []
-    if len(subs) == 1: cands.append(subs[0])
-    return next((c for c in cands if all((c/k).is_dir() for k in classes)), None)
-
-def _from_class_folders(name, path, exts, extra=()) -> pd.DataFrame:
-    "Items of a data set stored as one folder per class."
-    info = DATASETS[name]
-    root = _class_root(path, info.classes, extra)
-    if root is None:
-        found = sorted(d.name for d in path.iterdir() if d.is_dir())[:10] if path.is_dir() else []
-        raise _layout_error(name, path, f"no folders {info.classes} (found {found or 'nothing'})")
-    files = [f for k in info.classes for f in _images(root/k, exts)]
-    if not files: raise _layout_error(name, path, f"the class folders hold no {'/'.join(sorted(exts))} files")
-    return pd.DataFrame({'path': [f.relative_to(path).as_posix() for f in files],
-                         'label': [info.label_func(f) for f in files],
-                         'group': [info.group_func(f) for f in files]})
-
-# %% ../nbs/00_data.ipynb #94d7ba17
 def _pcam_items(path: Path) -> pd.DataFrame:
     "Items of PCam: train/<id>.tif labelled by train_labels.csv."
     if not (path/'train_labels.csv').is_file() or not (path/'train').is_dir():
@@ -386,28 +314,21 @@ def _pcam_items(path: Path) -> pd.DataFrame:
     df = df[df['id'].isin(present)]
     return pd.DataFrame({'path': 'train/' + df['id'] + '.tif', 'label': df['label'].values, 'group': None}).reset_index(drop=True)
 
-def _idc_items(path: Path) -> pd.DataFrame:
-    "Items of IDC: <patient>/<0|1>/*.png (also inside a single wrapping folder)."
-    def find(p): return sorted(p.glob('*/[01]/*.png')) if p.is_dir() else []
-    files, root = find(path), path
-    if not files and path.is_dir():
-        subs = [d for d in path.iterdir() if d.is_dir()]
-        if len(subs) == 1: files = find(subs[0])
-    if not files: raise _layout_error('idc', path, "no <patient_id>/<0|1>/*.png files")
-    return pd.DataFrame({'path': [f.relative_to(path).as_posix() for f in files],
-                         'label': [_parent_name(f) for f in files], 'group': [_idc_group(f) for f in files]})
-
-# %% ../nbs/00_data.ipynb #98ebb949
 def get_items(name: str, path) -> pd.DataFrame:
-    "Table of the images of data set `name` in folder `path`: columns path (relative), label, group."
+    "Table of the images of data set `name` in folder `path` (or in a wrapper folder below it): columns path (relative), label, group."
     if name not in DATASETS: raise KeyError(f"Unknown data set {name!r}; choose one of {list(DATASETS)}")
-    path = Path(path)
+    info, path = DATASETS[name], Path(path)
     if not path.is_dir(): raise _layout_error(name, path, "the folder does not exist")
     if name == 'pcam': return _pcam_items(path)
-    if name == 'idc': return _idc_items(path)
-    if name == 'malaria': return _from_class_folders(name, path, {'.png'}, extra=('cell_images', 'cell_images/cell_images'))
-    if name == 'kvasir': return _from_class_folders(name, path, {'.jpg', '.jpeg'}, extra=('kvasir-dataset-v2',))
-    return _from_class_folders(name, path, _IMG_EXTS)
+    def images(d, k): return (f for f in d.glob(info.files.format(k)) if f.suffix.lower() in _IMG_EXTS)
+    root = _find_root(path, lambda d: all(any(images(d, k)) for k in info.classes))
+    if root is None:
+        found = sorted(d.name for d in path.iterdir() if d.is_dir())[:10]
+        raise _layout_error(name, path, f"no {info.files.format('<class>')} images for each of {info.classes} (found {found or 'nothing'})")
+    files = sorted(f for k in info.classes for f in images(root, k))
+    group = info.group_func or (lambda f: None)
+    return pd.DataFrame({'path': [f.relative_to(path).as_posix() for f in files], 'label': [f.parent.name for f in files],
+                         'group': [group(f) for f in files]})
 
 # %% ../nbs/00_data.ipynb #53a3b8f6
 def _write_pngs(folder, names, size=24, seed=0):
@@ -418,66 +339,31 @@ def _write_pngs(folder, names, size=24, seed=0):
     for n in names:
         Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder/n)
 
-# %% ../nbs/00_data.ipynb #4ef37e08
-class _UnreadableImageError(ValueError):
-    "An image file could not be opened or decoded."
-
-def _check_images(paths, on_error='warn') -> list:
-    "Open and decode each image; warn about (and skip) or raise on unreadable ones; return the good paths."
-    if on_error not in ('warn', 'raise'): raise ValueError("on_error must be 'warn' or 'raise'")
-    from PIL import Image
-    good = []
-    for p in paths:
-        try:
-            with Image.open(p) as im: im.load()
-            good.append(p)
-        except Exception as e:
-            msg = f"Unreadable image {_rel(p)}: {type(e).__name__}: {e}"
-            if on_error == 'raise': raise _UnreadableImageError(msg) from None
-            warnings.warn(msg + ' (skipped)', stacklevel=2)
-    return good
-
 # %% ../nbs/00_data.ipynb #37019d31
-class _FileCheck(NamedTuple):
-    "Result of `_verify_files`: files missing, files whose bytes differ, and how many matched."
-    missing: list
-    mismatched: list
-    n_ok: int
-
 def _file_hash(fn, algo='sha256') -> str:
     "Hex digest of a file's bytes: 'sha256', or 'md5' for data sets that publish only MD5s (PCam for one)."
     with open(fn, 'rb') as f: return hashlib.file_digest(f, algo).hexdigest()
 
-def _verify_files(folder, filelist_csv) -> _FileCheck:
-    "Check <folder>/<label>/<filename> against a list with columns label,filename,sha256,bytes."
-    fl = pd.read_csv(filelist_csv, dtype={'label': str, 'filename': str, 'sha256': str})
-    root = _class_root(Path(folder), sorted(set(fl['label'])), ('cell_images', 'cell_images/cell_images')) or Path(folder)
-    missing, mismatched, n_ok = [], [], 0
-    for r in fl.itertuples():
-        f = root/r.label/r.filename
-        if not f.is_file(): missing.append(f'{r.label}/{r.filename}')
-        elif ('bytes' in fl and f.stat().st_size != r.bytes) or _file_hash(f) != r.sha256: mismatched.append(f'{r.label}/{r.filename}')
-        else: n_ok += 1
-    return _FileCheck(missing, mismatched, n_ok)
-
-# %% ../nbs/00_data.ipynb #9d75e9c8
 def _files_digest(hexes) -> str:
     "One fingerprint for a set of files: sha256 of their sorted sha256 hex digests, one per line."
     return hashlib.sha256(''.join(f'{h}\n' for h in sorted(hexes)).encode()).hexdigest()
 
+# %% ../nbs/00_data.ipynb #9d75e9c8
 def check_download(name, path, filelist_csv=None) -> bool:
-    "Compare the images of `name` in `path` with the registry fingerprint; print what differs."
+    "Compare the images of `name` in `path` with the registry fingerprint; with a file list (label,filename,sha256), name what differs."
     info, path = DATASETS[name], Path(path)
     if not info.files_digest: print(f"{name}: no fingerprint in the registry; nothing to compare"); return True
-    items = get_items(name, path)
-    ok = len(items) == info.n_images and _files_digest(_file_hash(path/p) for p in items.path) == info.files_digest
-    if ok: print(f"{name}: all {info.n_images:,} files match the published data set"); return True
-    print(f"{name}: {len(items):,} files found, {info.n_images:,} expected, and the fingerprint differs")
-    if filelist_csv is None and _shared_dir() and (_shared_dir()/'data'/f'{name}_nih_filelist.csv').exists():
-        filelist_csv = _shared_dir()/'data'/f'{name}_nih_filelist.csv'
+    have = {'/'.join(p.split('/')[-2:]): _file_hash(path/p) for p in get_items(name, path).path}   # label/filename: sha256
+    if len(have) == info.n_images and _files_digest(have.values()) == info.files_digest:
+        print(f"{name}: all {info.n_images:,} files match the published data set"); return True
+    print(f"{name}: {len(have):,} files found, {info.n_images:,} expected, and the fingerprint differs")
+    shared = _shared_dir()/'data'/f'{name}_nih_filelist.csv' if _shared_dir() else None
+    filelist_csv = filelist_csv or (shared if shared and shared.exists() else None)
     if filelist_csv:
-        r = _verify_files(path, filelist_csv)
-        print(f"  missing: {len(r.missing):,} (e.g. {r.missing[:3]}); different: {len(r.mismatched):,} (e.g. {r.mismatched[:3]})")
+        fl = pd.read_csv(filelist_csv, dtype=str)
+        want = dict(zip(fl['label'] + '/' + fl['filename'], fl['sha256']))
+        missing, changed = sorted(want.keys() - have.keys()), sorted(k for k in want.keys() & have.keys() if have[k] != want[k])
+        print(f"  missing: {len(missing):,} (e.g. {missing[:3]}); different: {len(changed):,} (e.g. {changed[:3]})")
     return False
 
 # %% ../nbs/00_data.ipynb #2cb5ef92
@@ -527,20 +413,6 @@ def grouped_split(df: pd.DataFrame, valid_pct=0.2, seed=42, group_col='group', m
     out.attrs['split_seed'] = s
     return out
 
-# %% ../nbs/00_data.ipynb #f05c1f45
-def _save_split(df: pd.DataFrame, fn) -> Path:
-    "Write a split table (path, label, group, is_valid) to CSV."
-    fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(fn, index=False)
-    return fn
-
-def _load_split(fn) -> pd.DataFrame:
-    "Read a table written by `_save_split`, with labels as text and missing groups as None."
-    df = pd.read_csv(fn, dtype={'path': str, 'label': str, 'group': str}, keep_default_na=False, na_values=[''])
-    if 'group' in df and df['group'].isna().any(): df['group'] = df['group'].astype(object).where(df['group'].notna(), None)
-    if 'is_valid' in df: df['is_valid'] = df['is_valid'].astype(bool)
-    return df
-
 # %% ../nbs/00_data.ipynb #3da59518
 class DownloadError(RuntimeError):
     "A download failed for good (after retries), or its checksum does not match."
@@ -560,22 +432,18 @@ def _mirrored(url: str) -> str:
     m = os.environ.get('MEDCASES_MIRROR', '').strip().rstrip('/')
     return f"{m}/{url.split('://', 1)[-1]}" if m and '://' in url else url
 
-# %% ../nbs/00_data.ipynb #34e1f2ca
-_RETRY_STATUS = (408, 429)  # client errors that mean "not now" (request timeout, too many requests): retried
-
 def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> None:
-    "Stream `url` into `part`, resuming with HTTP Range after a broken connection."
+    "Stream `url` into `part`, resuming with HTTP Range after a broken connection; a busy server (408, 429) is retried too."
     import requests
     from fastprogress.fastprogress import progress_bar
     progress = _progress_on() if progress is None else progress
-    failures = 0
-    while True:
+    for failures in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
         try:
             with requests.get(_mirrored(url), stream=True, timeout=timeout, headers={'Range': f'bytes={have}-'} if have else {}) as r:
                 if r.status_code == 416 and have: return          # we already have every byte
-                if r.status_code in _RETRY_STATUS: raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
-                if r.status_code >= 400 and r.status_code < 500: raise DownloadError(f"{url} answered {r.status_code} {r.reason}")
+                if r.status_code in (408, 429): raise requests.HTTPError(f"{r.status_code} {r.reason}")  # busy: try again
+                if 400 <= r.status_code < 500: raise DownloadError(f"{url} answered {r.status_code} {r.reason}")
                 r.raise_for_status()
                 if have and r.status_code != 206: have = 0         # the server ignored Range: start again
                 size = int(r.headers.get('Content-Length', 0))
@@ -590,11 +458,10 @@ def _fetch(url, part: Path, retries=3, timeout=30, progress=None, wait=1.0) -> N
             return
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.HTTPError, ConnectionError) as e:
-            failures += 1
-            if failures > retries: raise _NetworkError(f"Could not download {url} after {retries} retries: {e}") from None
+            if failures == retries: raise _NetworkError(f"Could not download {url} after {retries} retries: {e}") from None
             got = part.stat().st_size if part.exists() else 0
-            print(f"Connection problem after {got:,} bytes ({type(e).__name__}); resuming, retry {failures} of {retries}")
-            time.sleep(wait * failures)
+            print(f"Connection problem after {got:,} bytes ({type(e).__name__}); resuming, retry {failures + 1} of {retries}")
+            time.sleep(wait * (failures + 1))
 
 # %% ../nbs/00_data.ipynb #3b6de901
 def _mismatch(fn, sha256=None, md5=None):
@@ -633,6 +500,18 @@ def _download_url(url, dest, sha256=None, retries=3, timeout=30, progress=None, 
     return dest
 
 # %% ../nbs/00_data.ipynb #b204a134
+def _fetch_unpack(url, archive: Path, unpack, **kw):
+    "Download `url` to `archive` and return `unpack(archive)`; a damaged archive is deleted and fetched once more, a second one is an error."
+    for attempt in (1, 2):
+        _download_url(url, archive, **kw)
+        try: return unpack(archive)
+        except _CorruptArchiveError as e:
+            archive.unlink()
+            if attempt == 2:
+                raise _CorruptArchiveError(f"{archive.name} downloaded from {url} is damaged or incomplete twice in a row "
+                                          f"({e}). The file on the server may be broken; try again later.") from None
+            print(f"{archive.name} is damaged or incomplete; downloading it again")
+
 def gunzip(gz, dest=None) -> Path:
     "Unzip `gz` to `dest` (default: `gz` without `.gz`) via a temp name; `_CorruptArchiveError` if it is damaged or cut short."
     gz = Path(gz)
@@ -640,11 +519,10 @@ def gunzip(gz, dest=None) -> Path:
     tmp = dest.with_name(dest.name + '.part')
     try:
         with gzip.open(gz, 'rb') as f, open(tmp, 'wb') as g: shutil.copyfileobj(f, g, 1 << 24)
+        os.replace(tmp, dest)
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-        tmp.unlink(missing_ok=True)
         raise _CorruptArchiveError(f"{gz.name} is damaged or incomplete ({type(e).__name__}: {e})") from None
-    except BaseException: tmp.unlink(missing_ok=True); raise
-    os.replace(tmp, dest)
+    finally: tmp.unlink(missing_ok=True)   # nothing left once renamed into place
     return dest
 
 def fetch_gunzip(url, dest, md5=None, sha256=None, keep_gz=False, **kw) -> Path:
@@ -652,15 +530,7 @@ def fetch_gunzip(url, dest, md5=None, sha256=None, keep_gz=False, **kw) -> Path:
     dest = Path(dest)
     if dest.exists(): return dest                 # only ever created complete, by a rename
     gz = dest.with_name(dest.name + '.gz')
-    for attempt in (1, 2):
-        _download_url(url, gz, sha256=sha256, md5=md5, **kw)
-        try: gunzip(gz, dest); break
-        except _CorruptArchiveError as e:
-            gz.unlink()
-            if attempt == 2:
-                raise _CorruptArchiveError(f"{gz.name} downloaded from {url} is damaged or incomplete twice in a row "
-                                          f"({e}). The file on the server may be broken; try again later.") from None
-            print(f"{gz.name} is damaged or incomplete; downloading it again")
+    _fetch_unpack(url, gz, lambda f: gunzip(f, dest), md5=md5, sha256=sha256, **kw)
     if not keep_gz: gz.unlink()
     return dest
 
@@ -704,13 +574,10 @@ def _kaggle_credentials() -> str | None:
     return None
 
 # %% ../nbs/00_data.ipynb #ac861553
-def _secrets() -> list:
-    "Secret values that must never appear in a message."
-    return [v for k in ('KAGGLE_KEY', 'KAGGLE_API_TOKEN') if len(v := os.environ.get(k, '')) >= 4]
-
 def _scrub(msg: str) -> str:
-    "Replace any Kaggle secret in `msg` by ***."
-    for s in _secrets(): msg = msg.replace(s, '***')
+    "`msg` with any Kaggle secret (the values of KAGGLE_KEY, KAGGLE_API_TOKEN) replaced by ***."
+    for k in ('KAGGLE_KEY', 'KAGGLE_API_TOKEN'):
+        if len(s := os.environ.get(k, '')) >= 4: msg = msg.replace(s, '***')
     return msg
 
 def _kaggle_api():
@@ -727,7 +594,6 @@ def _kaggle_api():
                                       f"The token may be old or incomplete; create a new one. " + _KAGGLE_HOWTO)) from None
     return api
 
-# %% ../nbs/00_data.ipynb #04663135
 def _status(e) -> int | None:
     "HTTP status code carried by an exception from the kaggle package, if any."
     code = getattr(getattr(e, 'response', None), 'status_code', None) or getattr(e, 'status', None)
@@ -739,13 +605,13 @@ def _network_error(e) -> bool:
     import requests, urllib.error, socket
     return isinstance(e, (requests.ConnectionError, requests.Timeout, urllib.error.URLError, socket.gaierror, ConnectionError, TimeoutError))
 
-def _kaggle_page(slug, kind) -> str:
-    "The web page of a Kaggle competition or dataset."
-    return f"https://www.kaggle.com/{'competitions' if kind == 'competition' else 'datasets'}/{slug}"
+def _kaggle_page(slug) -> str:
+    "The web page of a Kaggle dataset ('owner/name') or competition ('name')."
+    return f"https://www.kaggle.com/{'datasets' if '/' in slug else 'competitions'}/{slug}"
 
-def _kaggle_error(e, slug, kind) -> KaggleSetupError:
+def _kaggle_error(e, slug) -> KaggleSetupError:
     "Turn an error of the kaggle package into one clear `KaggleSetupError`."
-    code, page = _status(e), _kaggle_page(slug, kind)
+    code, page, kind = _status(e), _kaggle_page(slug), 'dataset' if '/' in slug else 'competition'
     if code == 401: msg = "Kaggle rejected your API token (401 Unauthorized); create a new one. " + _KAGGLE_HOWTO
     elif code == 403 and kind == 'competition':
         msg = (f"Kaggle refused the download (403 Forbidden): you have not accepted the rules of the competition "
@@ -758,34 +624,27 @@ def _kaggle_error(e, slug, kind) -> KaggleSetupError:
     else: msg = f"Downloading '{slug}' from Kaggle failed: {type(e).__name__}: {e}"
     return KaggleSetupError(_scrub(msg))
 
-# %% ../nbs/00_data.ipynb #c4762b59
-def _kaggle_download(slug, dest, kind='dataset') -> Path:
-    "Download a Kaggle dataset or competition's files as a zip into folder `dest`; return the zip's path."
-    if kind not in ('dataset', 'competition'): raise ValueError("kind must be 'dataset' or 'competition'")
+def _kaggle_download(slug, dest) -> Path:
+    "Download a Kaggle dataset ('owner/name') or a competition's files ('name') as a zip into folder `dest`; return the zip's path."
     api, dest = _kaggle_api(), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    print(f"Downloading {_kaggle_page(slug, kind)} from Kaggle into {_rel(dest)} …")
+    print(f"Downloading {_kaggle_page(slug)} from Kaggle into {_rel(dest)} …")
     try:
-        if kind == 'competition': api.competition_download_files(slug, path=str(dest), quiet=not _progress_on())
-        else: api.dataset_download_files(slug, path=str(dest), quiet=not _progress_on(), unzip=False)
-    except (Exception, SystemExit) as e: raise _kaggle_error(e, slug, kind) from None
+        if '/' in slug: api.dataset_download_files(slug, path=str(dest), quiet=not _progress_on(), unzip=False)
+        else: api.competition_download_files(slug, path=str(dest), quiet=not _progress_on())
+    except (Exception, SystemExit) as e: raise _kaggle_error(e, slug) from None
     return dest/f"{slug.split('/')[-1]}.zip"
 
 # %% ../nbs/00_data.ipynb #2fb414d9
 def _figshare_find(doi, api='https://api.figshare.com/v2', timeout=30) -> list:
-    "Figshare articles for a paper's DOI: [{id, title, doi, files: [{name, url, size, md5}]}]."
+    "The files of the Figshare records for a paper's DOI: [{name, url, size, md5}]."
     import requests
     api = _mirrored(api)
-    def post(q):
-        r = requests.post(f'{api}/articles/search', json=q, timeout=timeout); r.raise_for_status(); return r.json()
-    arts = post({'resource_doi': doi}) or post({'doi': doi})
-    out = []
-    for a in arts:
-        r = requests.get(f"{api}/articles/{a['id']}/files", timeout=timeout); r.raise_for_status()
-        out.append({'id': a['id'], 'title': a.get('title'), 'doi': a.get('doi'),
-                    'files': [{'name': f['name'], 'url': f['download_url'], 'size': f.get('size'),
-                               'md5': f.get('computed_md5') or f.get('supplied_md5')} for f in r.json()]})
-    return out
+    def answer(r): r.raise_for_status(); return r.json()
+    def search(q): return answer(requests.post(f'{api}/articles/search', json=q, timeout=timeout))
+    return [{'name': f['name'], 'url': f['download_url'], 'size': f.get('size'), 'md5': f.get('computed_md5') or f.get('supplied_md5')}
+            for a in search({'resource_doi': doi}) or search({'doi': doi})
+            for f in answer(requests.get(f"{api}/articles/{a['id']}/files", timeout=timeout))]
 
 # %% ../nbs/00_data.ipynb #919fc337
 _MARKER = '.medcases-complete.json'
@@ -799,60 +658,44 @@ def _mark(d: Path, **info) -> None:
     "Record that folder `d` is complete."
     (d/_MARKER).write_text(json.dumps(info, indent=1))
 
-def _fetch_extract(url, archive: Path, dest: Path, sha256=None, **kw) -> Path:
-    "Download `url` to `archive` and unpack it into `dest`; a damaged archive is deleted and fetched once more."
-    for attempt in (1, 2):
-        _download_url(url, archive, sha256=sha256, **kw)
-        try: _extract(archive, dest); return archive
-        except _CorruptArchiveError:
-            archive.unlink()
-            if attempt == 2: raise
-            print(f"{archive.name} is damaged or incomplete; downloading it again")
-
-# %% ../nbs/00_data.ipynb #4b5e5a62
-def _figshare_download(doi, dest: Path, downloads: Path, **kw) -> None:
-    "Download every file of the Figshare records for `doi` into `downloads`, unpacking archives into `dest`."
-    arts = _figshare_find(doi)
-    if not arts: raise DownloadError(f"Figshare lists no records for doi:{doi}")
-    for a in arts:
-        for f in a['files']:
-            fn = _download_url(f['url'], downloads/f['name'], md5=f.get('md5'), **kw)
-            if fn.suffix.lower() in ('.zip', '.tar', '.gz', '.tgz'): _extract(fn, dest)
-            else: dest.mkdir(parents=True, exist_ok=True); shutil.copy(fn, dest/fn.name)
-
 def _download_failed(name, url, e) -> DownloadError:
     "The error for an official download that failed when the Kaggle mirror cannot be tried (no token)."
     net = 'a network problem: check the connection (on Kaggle: Settings → Internet on) and run this again. ' if isinstance(e, _NetworkError) else ''
-    info = DATASETS[name]
     return DownloadError(f"{name}: the download from {url} failed ({e}); {net}The Kaggle mirror "
-                         f"{_kaggle_page(info.kaggle, info.kaggle_kind)} was not tried: it needs a Kaggle API token. " + _KAGGLE_HOWTO)
+                         f"{_kaggle_page(DATASETS[name].kaggle)} was not tried: it needs a Kaggle API token. " + _KAGGLE_HOWTO)
 
-def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, keep_archive=False, **kw) -> Path:
-    "Download and unpack data set `name` into `dest` (default data_dir(name)); archives go to `<dest>-downloads`; nothing is done if already complete."
+def download_dataset(name, dest=None, url=None, sha256=None, use_kaggle=True, **kw) -> Path:
+    "Download and unpack data set `name` into `dest` (default data_dir(name)): the official archive, else Kaggle, else Figshare; nothing is done if already complete."
     info = DATASETS[name]
     dest = Path(dest) if dest else data_dir(name)
     if _done(dest): print(f"{name}: already downloaded in {_rel(dest)}"); return dest
-    url, sha256 = url or info.url, sha256 or info.sha256
+    url, kaggle, source = url or info.url, use_kaggle and info.kaggle, None
     downloads = dest.with_name(dest.name + '-downloads')   # beside dest, so that dest holds only the data's own layout
-    archive, source = None, None
     try:
         if url:
-            try: archive, source = _fetch_extract(url, downloads/url.split('/')[-1].split('?')[0], dest, sha256, **kw), url
+            try:
+                _fetch_unpack(url, downloads/url.split('/')[-1].split('?')[0], lambda f: _extract(f, dest), sha256=sha256, **kw)
+                source = url
             except DownloadError as e:
-                if not (use_kaggle and info.kaggle): raise
+                if not kaggle: raise
                 if _kaggle_credentials() is None: raise _download_failed(name, url, e) from None
                 print(f"{name}: the official download failed ({e}); trying the Kaggle mirror")
-        if archive is None and use_kaggle and info.kaggle:
-            archive, source = _kaggle_download(info.kaggle, downloads, info.kaggle_kind), _kaggle_page(info.kaggle, info.kaggle_kind)
+        if source is None and kaggle:
+            archive, source = _kaggle_download(kaggle, downloads), _kaggle_page(kaggle)
             try: _extract(archive, dest)
             except _CorruptArchiveError: archive.unlink(); raise
-        elif archive is None and info.figshare_doi: _figshare_download(info.figshare_doi, dest, downloads, **kw); source = f'figshare doi:{info.figshare_doi}'
-        elif archive is None: raise DownloadError(f"{name}: no download source; put the data into {_rel(dest)} by hand ({info.layout})")
+        elif source is None and info.figshare_doi:
+            files, source = _figshare_find(info.figshare_doi), f'figshare doi:{info.figshare_doi}'
+            if not files: raise DownloadError(f"Figshare lists no files for doi:{info.figshare_doi}")
+            dest.mkdir(parents=True, exist_ok=True)
+            def unpack(f): return _extract(f, dest) if f.suffix.lower() in ('.zip', '.tar', '.gz', '.tgz') else shutil.copy(f, dest/f.name)
+            for f in files: _fetch_unpack(f['url'], downloads/f['name'], unpack, md5=f['md5'], **kw)
+        elif source is None: raise DownloadError(f"{name}: no download source; put the data into {_rel(dest)} by hand ({info.layout})")
     finally:
         for d in (downloads, dest):   # a failed attempt leaves no empty folder (a partial .part file stays, to resume)
             if d.is_dir() and not any(d.iterdir()): d.rmdir()
     n = len(get_items(name, dest))
-    if not keep_archive: shutil.rmtree(downloads, ignore_errors=True)
+    shutil.rmtree(downloads, ignore_errors=True)
     _mark(dest, source=source, n_images=n, date=time.strftime('%Y-%m-%d'))
     print(f"{name}: {n:,} images in {_rel(dest)} (from {source})")
     return dest
@@ -883,13 +726,7 @@ def _make_sample(name, src: Path, n: int) -> Path:
     _mark(dest, n_sample=n, n_images=len(s), n_source=len(items), source=_rel(src))
     return dest
 
-# %% ../nbs/00_data.ipynb #70d2ff8f
 _IDC_SYNTHETIC_N = 480  # images of IDC stand-ins when no size is asked for (make_idc's default 8 x 60)
-
-def _idc_kwargs(n) -> dict:
-    "make_idc arguments for about `n` images from enough patients (at least 20) for a patient split with a meaningful CI."
-    n_patients = max(20, n//40)
-    return {'n_patients': n_patients, 'n_per_patient': max(1, round(n/n_patients))}
 
 def _synthetic_kwargs(name, n, synthetic_kw=None) -> dict:
     "Arguments for lib.synthetic's make_<name> giving about `n` images (None: its defaults), updated by `synthetic_kw`."
@@ -898,7 +735,9 @@ def _synthetic_kwargs(name, n, synthetic_kw=None) -> dict:
         fl = _shared_dir()/'data'/'malaria_nih_filelist.csv' if _shared_dir() else None
         kw = {'filelist': str(fl)} if fl and fl.exists() else {}
         return kw | ({'n_per_class': max(1, n//2)} if n else {}) | extra
-    if name == 'idc': return _idc_kwargs(n or _IDC_SYNTHETIC_N) | extra
+    if name == 'idc':   # enough patients (at least 20) for a patient split with a meaningful CI
+        n = n or _IDC_SYNTHETIC_N
+        return {'n_patients': max(20, n//40), 'n_per_patient': max(1, round(n/max(20, n//40)))} | extra
     if not n: return extra
     if name == 'pcam': return {'n': n} | extra
     return {'n_per_class': max(1, n//len(DATASETS[name].classes))} | extra
@@ -914,15 +753,12 @@ def _make_synthetic(name, n_sample=None, synthetic_kw=None) -> Path:
     return dest
 
 # %% ../nbs/00_data.ipynb #2db20817
-def _input_root() -> Path | None:
-    "Where the platform mounts attached datasets: env MEDCASES_KAGGLE_INPUT, else /kaggle/input on Kaggle, else None."
-    if os.environ.get('MEDCASES_KAGGLE_INPUT'): return Path(os.environ['MEDCASES_KAGGLE_INPUT'])
-    return Path('/kaggle/input') if _platform_name() == 'kaggle' else None
-
 def _kaggle_input(name) -> Path | None:
-    "The folder of data set `name` attached as a Kaggle input (read-only, found by its Kaggle slug in any wrapper folder), or None."
-    root, slug = _input_root(), (DATASETS[name].kaggle or '').split('/')[-1]
-    if root is None or not slug or not root.is_dir(): return None
+    "The folder of data set `name` attached as a Kaggle input (under env MEDCASES_KAGGLE_INPUT, else /kaggle/input on Kaggle; read-only, found by its slug), or None."
+    root = os.environ.get('MEDCASES_KAGGLE_INPUT') or ('/kaggle/input' if _platform_name() == 'kaggle' else None)
+    slug = (DATASETS[name].kaggle or '').split('/')[-1]
+    if not (root and slug and Path(root).is_dir()): return None
+    root = Path(root)
     for d in [root/slug, *sorted(root.glob(f'*/{slug}')), *sorted(root.glob(f'*/*/{slug}'))]:   # /kaggle/input/<slug>, or under datasets/<owner>/
         if not d.is_dir(): continue
         try: n = len(get_items(name, d))
@@ -930,29 +766,19 @@ def _kaggle_input(name) -> Path | None:
         print(f"{name}: the Kaggle input {d} ({n:,} images) is read in place: nothing is downloaded or copied"); return d
     return None
 
-# %% ../nbs/00_data.ipynb #b37f7f70
-def _real_problem(name) -> str | None:
-    "Why data_dir(name) cannot be used as the real data set (None: it can; '' : there is nothing there)."
-    d, info = data_dir(name), DATASETS[name]
-    if not d.is_dir() or not any(d.iterdir()): return ''
-    try: n = len(get_items(name, d))
-    except LayoutError as e: return f"{_rel(d)} is there but is not in the layout of {name}: {e}"
-    if _done(d) or n >= info.n_images: return None
-    return (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {_MARKER} marker of a finished "
-            f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
-            f"(or delete the folder); if you put a complete copy there yourself, mark it complete: write {{}} into {_rel(d/_MARKER)}")
-
 def _real_on_disk(name, quiet=False) -> Path | None:
-    "data_dir(name) if it holds the complete real data set (a finished-download marker, or every image); says what is wrong if not."
-    problem = _real_problem(name)
-    if problem and not quiet: print(f"WARNING: {problem}.")
-    return data_dir(name) if problem is None else None
-
-def _noted(name, path) -> Path:
-    "Record the fingerprint of the data `path` in lib.run's run record (for the results' provenance); return `path`."
-    from lib.run import RUN, _data_fingerprint
-    RUN['data'][name] = _data_fingerprint(name, path)
-    return path
+    "data_dir(name) if it holds the complete real data set (a finished-download marker, or every image), else None; says what is wrong if not."
+    d, info = data_dir(name), DATASETS[name]
+    if not d.is_dir() or not any(d.iterdir()): return None
+    try: n = len(get_items(name, d))
+    except LayoutError as e: problem = f"{_rel(d)} is there but is not in the layout of {name}: {e}"
+    else:
+        if _done(d) or n >= info.n_images: return d
+        problem = (f"{_rel(d)} has {n:,} of the {info.n_images:,} images of {name} and no {_MARKER} marker of a finished "
+                   f"download: probably a download or extraction that stopped half-way. Run download_dataset({name!r}) to finish it "
+                   f"(or delete the folder); if you put a complete copy there yourself, mark it complete: write {{}} into {_rel(d/_MARKER)}")
+    if not quiet: print(f"WARNING: {problem}.")
+    return None
 
 def _get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
     "Folder of data set `name` for this run: real (attached as a Kaggle input, on disk, or downloaded if allowed; a sample in smoke), else synthetic stand-ins (made with `synthetic_kw`)."
@@ -968,18 +794,20 @@ def _get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
             except (DownloadError, KaggleSetupError) as e:
                 if mode.name == 'full': raise
                 why = f'the download failed: {e}'
-    if real is not None:
-        if n:
-            d = _make_sample(name, real, n)
-            print(f"{name}: using {_done(d)['n_images']:,} REAL images ({_rel(d)}), a sample of {_rel(real)} for {mode.name} mode")
-            return _noted(name, d)
-        print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)"); return _noted(name, real)
-    d = _make_synthetic(name, n_sample, synthetic_kw)
-    print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
-          f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
-    return _noted(name, d)
+    if real is not None and n:
+        d = _make_sample(name, real, n)
+        print(f"{name}: using {_done(d)['n_images']:,} REAL images ({_rel(d)}), a sample of {_rel(real)} for {mode.name} mode")
+    elif real is not None:
+        d = real
+        print(f"{name}: using the REAL data in {_rel(real)} ({mode.name} mode)")
+    else:
+        d = _make_synthetic(name, n_sample, synthetic_kw)
+        print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
+              f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
+    from lib.run import RUN, _data_fingerprint
+    RUN['data'][name] = _data_fingerprint(name, d)   # the data's fingerprint goes on the run record (the results' provenance)
+    return d
 
-# %% ../nbs/00_data.ipynb #90908f46
 def stand_ins(path) -> bool:
     "Are the images in `path` stand-ins? Synthetic ones (`_get_data` made them), or a rehearsal's served as the real download."
     return Path(path).name.endswith('-synthetic') or rehearsal() is not None

@@ -66,7 +66,7 @@ def _peak_gpu_gb() -> float | None:
     import torch
     return round(max(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))/1e9, 2) if torch.cuda.is_available() else None
 
-# %% ../nbs/07_run.ipynb #f8ed5d94
+# %% ../nbs/07_run.ipynb #feb0bf94
 _PROVENANCE_KEYS = ('commit', 'versions', 'device', 'peak_gpu_gb', 'seed', 'variant', 'data', 'stages', 'rehearsal', 'platform', 'date')
 
 def provenance() -> dict:
@@ -130,20 +130,13 @@ def _gpu_free_gb() -> float | None:
     return torch.cuda.mem_get_info()[0]/1e9 if torch.cuda.is_available() else None
 
 _SESSION_HOURS = {'kaggle': 9, 'colab': 12}   # the platforms' session limits (REFERENCE.md)
+_ADVICE = {'kaggle': "attach the data as an input (Add data) so that nothing is downloaded or copied into /kaggle/working (20 GB); or ",
+           'colab': "mount Google Drive and set MEDCASES_STORAGE to a folder on it (see the Setup cell); or "}   # what a reader can change
 
 def _measured(case) -> list:
     "The GPU figures `bench/bench_train.py` measured for `case` ([] if none)."
     try: return [f for f in json.loads(_GPU_FIGURES.read_text()) if f.get('case') == case]
     except (OSError, ValueError): return []
-
-# %% ../nbs/07_run.ipynb #c2ffca06
-def _advice(case, need, platform) -> str:
-    "What a reader can change when `case` does not fit."
-    tips = []
-    if platform == 'kaggle': tips.append(f"attach the data as an input (Add data) so that nothing is downloaded or copied into /kaggle/working (20 GB)")
-    if platform == 'colab': tips.append("mount Google Drive and set MEDCASES_STORAGE to a folder on it (see the Setup cell)")
-    tips.append("set MEDCASES_STORAGE (or MEDCASES_DATA_DIR / MEDCASES_MODELS_DIR) to a bigger disk")
-    return '; or '.join(tips)
 
 def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
     "Print the GPU, where data/checkpoints/results live with the room left, and what the full run of `case` needs; raise `BudgetError` if it cannot fit."
@@ -179,7 +172,8 @@ def preflight(case, mode=None, variant=None, data_ready=None) -> dict:
                                       "Colab: Runtime → Change runtime type; Kaggle: Settings → Accelerator)")
     elif gpu_free < need['gpu_gb']: print(f"note: {gpu_free:.1f} GB of GPU memory free, about {need['gpu_gb']:.0f} GB expected: "
                                           f"if CUDA runs out of memory, training halves the batch size and goes on (lib.train)")
-    if short: raise BudgetError(f"{case} ({variant} recipe) does not fit here: " + '; '.join(short) + f". To change: {_advice(case, need, plat)}.")
+    if short: raise BudgetError(f"{case} ({variant} recipe) does not fit here: " + '; '.join(short) + f". To change: {_ADVICE.get(plat, '')}"
+                                "set MEDCASES_STORAGE (or MEDCASES_DATA_DIR / MEDCASES_MODELS_DIR) to a bigger disk.")
     print("preflight: the run fits")
     return need
 
@@ -215,21 +209,18 @@ class Case:
 _ARTICLE_RESULT = {'malaria': ('random', 'accuracy'), 'pcam': ('random', 'accuracy'), 'idc': ('random-regression', 'accuracy'),
             'kvasir': ('random', 'accuracy'), 'actin': ('random', 'accuracy')}   # the article's split and metric, per case
 
-def _article(rep, metric) -> float | None:
-    "The article's final figure for `metric` in `rep`'s published figures."
-    return next((p.value for p in rep.published if (p.source, p.metric, p.step) == ('article', metric, '')), None)
-
 def verdict(rep, metric='accuracy') -> str:
     "Does full-mode report `rep` reproduce the article's figure for `metric`: inside our CI, or the gap."
     if rep.mode != 'full': return '—'
     if (rep.provenance or {}).get('rehearsal'): return 'rehearsal on stand-ins, not a reproduction'
-    art, r = _article(rep, metric), rep.row(metric)
+    art = next((p.value for p in rep.published if (p.source, p.metric, p.step) == ('article', metric, '')), None)   # its final figure
     if art is None: return 'no article figure'
+    r = rep.row(metric)
     if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)): return f'cannot tell: no 95% CI (ours {r.value:.3f}, the article {art:.3f})'
     if r.ci_low <= art <= r.ci_high: return 'reproduced (article inside our 95% CI)'
     return f'not reproduced: {100*(r.value - art):+.1f} points from the article'
 
-# %% ../nbs/07_run.ipynb #41cda4a2
+# %% ../nbs/07_run.ipynb #1c6ad1c8
 def _prov_text(rep) -> str:
     "GPU, date and commit of a full-mode report, in a few words."
     p = rep.provenance or {}
@@ -239,9 +230,7 @@ def _prov_text(rep) -> str:
 def _reproduction_table(results_dir) -> str:
     "Markdown: per case study the article's and paper's figures, ours in smoke and in full (with provenance), and the verdict."
     from lib.evaluate import Report, _fmt, _published_cell, _is_report
-    reps = {}
-    for f in sorted(Path(results_dir).glob('*.json')):
-        if _is_report(f): r = Report.load(f); reps[(r.case, r.mode, r.split)] = r
+    reps = {(r.case, r.mode, r.split): r for r in map(Report.load, filter(_is_report, sorted(Path(results_dir).glob('*.json'))))}
     lines = ['| case | metric (split) | article | paper | ours, smoke (stand-ins) | ours, full | full run on | verdict |', '|---|---|---|---|---|---|---|---|']
     for case, (split, metric) in _ARTICLE_RESULT.items():
         smoke, full = reps.get((case, 'smoke', split)), reps.get((case, 'full', split))

@@ -355,8 +355,7 @@ def make_idc(dest, n_patients=8, n_per_patient=60, seed=0) -> Path:
     return dest
 
 # %% ../nbs/00b_synthetic.ipynb #1d66fbad
-_KVASIR_CLASSES = ['dyed-lifted-polyps', 'dyed-resection-margins', 'esophagitis', 'normal-cecum',
-                  'normal-pylorus', 'normal-z-line', 'polyps', 'ulcerative-colitis']
+from .data import _KVASIR_CLASSES  # the eight classes, in the order of lib.data.DATASETS['kvasir']
 KVASIR_BOX_WEIGHT = dict(zip(_KVASIR_CLASSES, [2.0, 1.6, 0.3, 1.4, 0.3, 0.3, 1.6, 0.5]))
 # a strong shortcut: the box's share per class, set directly; it separates pairs the scenes draw alike (the dyed pair)
 KVASIR_P_BOX = {'dyed-lifted-polyps': 0.85, 'dyed-resection-margins': 0.05, 'esophagitis': 0.05, 'normal-cecum': 0.6,

@@ -15,7 +15,7 @@ from fastai.torch_core import set_seed as _fastai_set_seed
 # %% auto #0
 __all__ = ['set_seed', 'ProbMSELoss', 'threshold_accuracy', 'hub_weights', 'make_learner', 'show_lr_find', 'clean_checkpoints',
            'checkpoints', 'n_procs', 'fit_checkpointed', 'resume_fit', 'StopAfterEpoch', 'export_learner',
-           'load_exported', 'check_export']
+           'load_exported']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
@@ -24,13 +24,6 @@ def set_seed(seed=42, dls=None):
     _fastai_set_seed(seed, reproducible=True); RUN['seed'] = seed
     for i, dl in enumerate(getattr(dls, 'loaders', [])): dl.rng = random.Random(seed + i)
     return seed
-
-# %% ../nbs/01_train.ipynb #d46765e5
-def _default_arch(mode='smoke'):
-    "The course's architecture for a run mode: the articles' ResNet-34 in full, EfficientNet-Lite0 in smoke."
-    name = getattr(mode, 'name', mode)
-    if name not in ('smoke', 'full'): raise ValueError(f"mode must be 'smoke' or 'full', got {name!r}")
-    return 'resnet34' if name == 'full' else 'efficientnet_lite0'
 
 # %% ../nbs/01_train.ipynb #36b1c234
 for _wrn in (torchvision.models.wide_resnet50_2, torchvision.models.wide_resnet101_2):
@@ -93,6 +86,35 @@ def threshold_accuracy(out, targ, thresh=0.5):
     "Accuracy of a single sigmoid output read as 'class 1 if above `thresh`'."
     return ((out.view(-1) > thresh).long() == targ.view(-1)).float().mean()
 
+# %% ../nbs/01_train.ipynb #7b04fa94
+class _ForeachAdam(Optimizer):
+    "fastai's `Adam` (true weight decay, fastai's defaults and state), each parameter group updated by a few `torch._foreach_*` calls."
+    def __init__(self, params, lr, mom=0.9, sqr_mom=0.99, eps=1e-5, wd=0.01):
+        super().__init__(params, [], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        if closure is not None: raise NotImplementedError("fastai optimizers do not support closure")
+        for pg, h in zip(self.param_lists, self.hypers):
+            ps = [p for p in pg if p.grad is not None]
+            if not ps: continue
+            sts = [self.state[p] for p in ps]
+            if decay := [p for p, s in zip(ps, sts) if s.get('do_wd', True) and h['wd'] != 0]: torch._foreach_mul_(decay, 1 - h['lr']*h['wd'])
+            for p, s in zip(ps, sts):
+                if 'grad_avg' not in s: s['grad_avg'], s['sqr_avg'] = torch.zeros_like(p), torch.zeros_like(p)
+                s['step'] = s.get('step', 0) + 1
+            grads, avg, sqr = [p.grad for p in ps], [s['grad_avg'] for s in sts], [s['sqr_avg'] for s in sts]
+            torch._foreach_mul_(avg, h['mom'])
+            torch._foreach_add_(avg, grads, alpha=1 - h['mom'])
+            torch._foreach_mul_(sqr, h['sqr_mom'])
+            torch._foreach_addcmul_(sqr, grads, grads, value=1 - h['sqr_mom'])
+            for step in {s['step'] for s in sts}:   # tensors unfrozen later have taken fewer steps
+                i = [k for k, s in enumerate(sts) if s['step'] == step]
+                den = torch._foreach_div([sqr[k] for k in i], debias(h['sqr_mom'], 1 - h['sqr_mom'], step))
+                torch._foreach_sqrt_(den)
+                torch._foreach_add_(den, h['eps'])
+                torch._foreach_addcdiv_([ps[k] for k in i], [avg[k] for k in i], den, value=-h['lr']/debias(h['mom'], 1 - h['mom'], step))
+
 # %% ../nbs/01_train.ipynb #5aaddaf1
 def _body_model(learn):
     "The pretrained network inside a fastai vision model: timm's model, or fastai's Sequential body."
@@ -138,6 +160,7 @@ def make_learner(dls, arch='resnet34', pretrained=True, weights=None, head='clas
     if head not in ('classifier', 'regression'): raise ValueError(f"head must be 'classifier' or 'regression', not {head!r}")
     if pretrained and weights is None and arch == 'efficientnet_lite0' and _smoke_or_offline(): weights = 'offline'
     a = _resolve_arch(arch)
+    kw.setdefault('opt_func', _ForeachAdam if torch.cuda.is_available() else Adam)   # the same maths; faster where each is
     local = pretrained and weights is not None
     if head == 'regression':
         kw.setdefault('loss_func', ProbMSELoss()); kw.setdefault('n_out', 1)
@@ -259,12 +282,6 @@ def _best(df):
     "Epoch of the best row of a `checkpoints` table (lowest value for losses and errors, else highest)."
     lower = any(w in df.monitor.iloc[0] for w in ('loss', 'error'))
     return int(df.epoch[df.value.idxmin() if lower else df.value.idxmax()])
-
-def _best_epoch(learn, name='model'):
-    "The epoch whose checkpoint scored best on its monitored value (lowest for losses and errors)."
-    df = checkpoints(learn, name)
-    if not len(df): raise FileNotFoundError(f'no checkpoints named {name}_<epoch> in {learn.model_dir}')
-    return _best(df)
 
 def _last_epoch(learn, name='model'):
     "The last epoch that has a checkpoint of run `name`."
@@ -436,7 +453,7 @@ def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_l
             restore = _load_checkpoint(learn, name, last, with_rng=True); _set_rng_state(restore['rng'], learn.dls.train); _set_history(learn, name)
         elif (old := _remove_checkpoints(learn, name)):
             print(f"removed {old} checkpoint files of an earlier run named {name!r} ({'another recipe' if resume else 'resume=False'}): a fresh run starts clean")
-    if _last_or_none(learn, name) != n_epoch - 1:
+    if checkpoints(learn, name).epoch.max() != n_epoch - 1:   # NaN, so True, without any
         snap = _snapshot(learn)
         while True:
             cb = _EpochCheckpoint(name, monitor, start_epoch=start_epoch, restore=restore, keep=keep, recipe=recipe)
@@ -451,18 +468,14 @@ def fit_checkpointed(learn, n_epoch, lr_max=None, name='model', monitor='valid_l
         if start_epoch: _set_history(learn, name)
     last = _last_epoch(learn, name)
     if last < n_epoch - 1: print(f'{name}: stopped after epoch {last} of {n_epoch}; run it again to continue'); return last
-    best, df = _best_epoch(learn, name), checkpoints(learn, name)
+    df = checkpoints(learn, name)
+    best = _best(df)
     kept, how = (best, f'best {monitor}') if load_best else (last, 'the last epoch')
     if load_best: learn.load(f'{name}_{best}', with_opt=True)
     print(f'kept epoch {kept} ({how}): {monitor} {df.value[df.epoch == kept].item():.4f}' +
           (f'; the best {monitor} was epoch {best}: {df.value[df.epoch == best].item():.4f}' if best != kept else ''))
     _finish(learn, name, recipe, kept, how)
     return kept
-
-def _last_or_none(learn, name) -> int | None:
-    "The last epoch with a checkpoint of run `name`, or None."
-    df = checkpoints(learn, name)
-    return int(df.epoch.max()) if len(df) else None
 
 # %% ../nbs/01_train.ipynb #13a2da54
 def resume_fit(learn, n_epoch, lr_max=None, name='model', from_epoch=None, **kw):
@@ -613,20 +626,3 @@ def load_exported(fname, cpu=True, channels_last=True):
         learn = load_learner(fname, cpu=cpu)
     if channels_last: learn.model.to(memory_format=torch.channels_last)
     return learn
-
-def _exact_preds(learn) -> bool:
-    "Can a CPU fp32 reload of `learn` predict bit for bit as it does? Not when it trains in mixed precision or on a GPU."
-    return not hasattr(learn, 'mixed_precision') and next(learn.model.parameters()).device.type == 'cpu'
-
-def check_export(learn, fname='export.pkl', dl=None, channels_last=True, atol=1e-2):
-    "Reload an exported learner and assert it predicts as `learn` on `dl` (default: validation set): bit for bit in fp32 on a CPU, else within `atol` and with the same classes."
-    new = load_exported(learn.path/fname, channels_last=channels_last)
-    dl = ifnone(dl, learn.dls.valid)
-    with learn.no_bar(): p1, _ = learn.get_preds(dl=learn.dls.test_dl(dl.items))
-    with new.no_bar(): p2, _ = new.get_preds(dl=new.dls.test_dl(dl.items))
-    p1 = p1.float().cpu()
-    if _exact_preds(learn): assert torch.equal(p1, p2), f'max difference {(p1 - p2).abs().max():.2e}'
-    else:
-        assert (p1 - p2).abs().max() <= atol, f'max difference {(p1 - p2).abs().max():.2e} above {atol}'
-        assert torch.equal(p1.argmax(1), p2.argmax(1)), f'{int((p1.argmax(1) != p2.argmax(1)).sum())} predictions changed class'
-    return new

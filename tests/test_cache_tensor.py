@@ -51,13 +51,22 @@ def test_train_batches_hold_the_cached_images(pcam):
     assert len(seen) == len(set(seen)) == len(want)//6*6
 
 
+KILL_AT = """
+import os, signal, sys, pandas as pd
+from lib.cache import _build_cache, _read_rgb
+def reader(fn, n=[0]):                       # kills its own process (SIGKILL: no cleanup runs) at the k-th image
+    n[0] += 1
+    if n[0] == int(sys.argv[3]): os.kill(os.getpid(), signal.SIGKILL)
+    return _read_rgb(fn)
+root = sys.argv[1]
+_build_cache(pd.read_csv(f'{root}/train_labels.csv').id.map('train/{}.tif'.format), sys.argv[2], root=root, reader=reader)
+"""
+
+
 def test_tensor_path_after_an_interrupted_build(tmp_path):
     src = make_pcam(tmp_path/'pcam', n=16, seed=2)
     df = random_split(get_items('pcam', src), valid_pct=0.25, seed=0)
-    code = (f"from lib.cache import _build_cache, _kill_at; import pandas as pd\n"
-            f"_build_cache(pd.read_csv({str(src/'train_labels.csv')!r}).id.map('train/{{}}.tif'.format), "
-            f"{str(tmp_path/'cache')!r}, root={str(src)!r}, reader=_kill_at(5))")
-    assert subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True).returncode == -9
+    assert subprocess.run([sys.executable, '-c', KILL_AT, str(src), str(tmp_path/'cache'), '5'], cwd=ROOT, capture_output=True).returncode == -9
     with pytest.raises(IncompleteCacheError): ImageCache.load(tmp_path/'cache')
     cache = get_cache(df.path, tmp_path/'cache', root=src)                 # rebuilt
     assert get_cache(df.path, tmp_path/'cache', root=src).meta['created'] == cache.meta['created']   # reused

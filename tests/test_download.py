@@ -266,7 +266,24 @@ def test_figshare_find_with_canned_reply(server):
                                                    if q.get('resource_doi') == doi else [])
     server.json['/v2/articles/7/files'] = [{'name': 'MCF7.zip', 'download_url': server.url + '/files/1',
                                            'size': 123, 'computed_md5': 'abc'}]
-    arts = _figshare_find(doi, api=server.url + '/v2')
-    assert arts == [{'id': 7, 'title': 'Actin images', 'doi': '10.6084/m9.figshare.7',
-                     'files': [{'name': 'MCF7.zip', 'url': server.url + '/files/1', 'size': 123, 'md5': 'abc'}]}]
+    files = _figshare_find(doi, api=server.url + '/v2')
+    assert files == [{'name': 'MCF7.zip', 'url': server.url + '/files/1', 'size': 123, 'md5': 'abc'}]
     assert _figshare_find('10.0000/none', api=server.url + '/v2') == []
+
+
+def test_download_dataset_from_figshare(server, tmp_path, monkeypatch):
+    "actin has no official archive and no Kaggle mirror: its zip comes through Figshare's API (canned answers, via the mirror)."
+    from PIL import Image
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, 'w') as z:
+        for k in ('MCF-10A', 'MCF-7', 'MDA-MB-231'):
+            png = io.BytesIO(); Image.new('RGB', (8, 8)).save(png, 'PNG')
+            z.writestr(f'Actin_images/{k}/cell1.png', png.getvalue())   # a wrapper folder, as Figshare's zip has
+    server.files['/ndownloader.figshare.com/files/9'] = buf.getvalue()
+    server.json['/api.figshare.com/v2/articles/search'] = lambda q: [{'id': 9}] if q.get('resource_doi') else []
+    server.json['/api.figshare.com/v2/articles/9/files'] = [{'name': 'actin.zip', 'download_url': 'https://ndownloader.figshare.com/files/9',
+                                                            'computed_md5': md5(buf.getvalue())}]
+    monkeypatch.setenv('MEDCASES_MIRROR', server.url)
+    dest = download_dataset('actin', dest=tmp_path/'actin', progress=False, wait=0)
+    assert get_items('actin', dest).label.tolist() == ['MCF-10A', 'MCF-7', 'MDA-MB-231']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['actin']       # the downloads folder is gone

@@ -40,7 +40,7 @@ def fake(code):
 
 
 def test_no_credentials(no_creds, tmp_path, capsys):
-    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl', kind='competition')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl')
     msg = str(e.value)
     assert 'No Kaggle API token found' in msg and 'https://www.kaggle.com/settings' in msg
     assert '~/.kaggle/kaggle.json' in msg and 'KAGGLE_API_TOKEN' in msg
@@ -49,7 +49,7 @@ def test_no_credentials(no_creds, tmp_path, capsys):
 def test_competition_rules_not_accepted(creds, tmp_path, monkeypatch, capsys):
     from kaggle.api.kaggle_api_extended import KaggleApi
     monkeypatch.setattr(KaggleApi, 'competition_download_files', fake(403))
-    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl', kind='competition')
+    with pytest.raises(KaggleSetupError) as e: _kaggle_download(COMP, tmp_path/'dl')
     msg = str(e.value)
     assert f'https://www.kaggle.com/competitions/{COMP}/rules' in msg and '403' in msg
     assert e.value.__cause__ is None and e.value.__suppress_context__     # one error, not a chain of three
