@@ -9,7 +9,7 @@ End to end: `learn.fit_one_cycle` on the tensor-cache DataLoaders of PCam-style 
 tensor=True, the article's augmentation), images of the training set per second of the whole fit (training loop,
 batch augmentation, callbacks, validation pass). The breakdown starts from the course's learner
 (make_learner's defaults: channels-last, accuracy metric, the progress bar) and changes one thing at a time,
-printing what each change gained; the last row is the lean learner (no bar, no metrics):
+printing what each change gained; then the lean learner (no bar, no metrics):
 
     progress bar   ProgressCallback (a bar update and a formatted loss per batch)
     channels-last  make_learner's ChannelsLast callback and model memory format
@@ -19,6 +19,14 @@ printing what each change gained; the last row is the lean learner (no bar, no m
                    `_foreach` calls per parameter group, make_learner's choice on a GPU)
     validation     the validation pass at the end of each epoch
     augmentation   the batch augmentation (flips, affine, lighting); the Resize and Normalize stay
+
+Then fastai's own loop: `fit_one_cycle` of the course's and of the lean learner on the bare model's very batches
+(in memory, already augmented; no validation pass). Its ratio to the bare model is what the Learner itself costs
+(callbacks, hyper-parameter schedule, recorder, fastai's optimizer), with no data pipeline and no validation.
+
+Last, where each training batch's time goes, measured inside one run (so a shared machine's drift cancels): the
+data pipeline (the loader's next batch, with its batch transforms), forward, loss, backward, optimizer step, and
+fastai's callbacks with zero_grad.
 
 Not a test: it prints figures. CPU-sized by default (about two minutes on one CPU thread):
     .venv/bin/python bench/bench_train.py
@@ -56,6 +64,7 @@ CONFIGS = {  # each from the course's learner (make_learner's defaults), one thi
     "- batch augmentation": dict(augment=False),
     "lean: - bar, - metrics": LEAN,
 }
+LOOP_COURSE, LOOP_LEAN = "fastai's loop on the bare batches, course", "fastai's loop on the bare batches, lean"
 
 
 def sync():
@@ -105,6 +114,46 @@ def make_skip_valid():
     return SkipValid()
 
 
+PHASES = ('data: the loader and its batch transforms', 'forward', 'loss', 'backward', 'optimizer step',
+          'callbacks and zero_grad')
+
+def make_phase_clocks():
+    "Two callbacks, one first and one last at every event, that add up each training batch's wall time by phase (`PHASES`)."
+    from collections import defaultdict
+    from fastai.callback.core import Callback
+    ms = defaultdict(float)
+    state = dict(t=None, n=0)
+    def lap(name):
+        sync(); now = time.perf_counter()
+        if state['t'] is not None: ms[name] += (now - state['t']) * 1000
+        state['t'] = now
+    class First(Callback):
+        order = -1000
+        def before_train(self): sync(); state['t'] = time.perf_counter()
+        def before_batch(self):
+            if self.training: lap(PHASES[0])
+        def after_pred(self):
+            if self.training: lap(PHASES[1])
+        def after_loss(self):
+            if self.training: lap(PHASES[2])
+        def after_backward(self): lap(PHASES[3])
+        def after_step(self): lap(PHASES[4])
+        def after_train(self): state['t'] = None
+    class Last(Callback):
+        order = 1000
+        def after_batch(self):
+            if self.training: lap(PHASES[5]); state['n'] += 1
+    return [First(), Last()], ms, state
+
+
+def phase_breakdown(learn, epochs) -> dict:
+    "Milliseconds per training batch of each phase of `learn.fit_one_cycle`, all measured in the one run (no validation pass)."
+    cbs, ms, state = make_phase_clocks()
+    with learn.no_logging(), open(os.devnull, 'w') as null, contextlib.redirect_stderr(null), contextlib.redirect_stdout(null):
+        learn.fit_one_cycle(epochs, 1e-3, cbs=[*cbs, make_skip_valid()])
+    return {k: ms[k] / state['n'] for k in PHASES}
+
+
 def time_fit(make, n_train, epochs, extra_cbs=(), bar=True):
     "(end-to-end, training-loop) images/s and the times of one fit of `epochs` epochs of the learner `make()` builds."
     learn = make()
@@ -118,7 +167,7 @@ def time_fit(make, n_train, epochs, extra_cbs=(), bar=True):
 
 def main(a) -> dict:
     "Run the benchmark, print the breakdown; return the figures."
-    from fastai.vision.all import Adam
+    from fastai.vision.all import Adam, DataLoaders
     from lib.train import _ForeachAdam
     from lib.data import get_items, random_split
     from lib.cache import _build_cache
@@ -156,22 +205,34 @@ def main(a) -> dict:
         learn = learner()
         batches = [(x.as_subclass(torch.Tensor).contiguous(memory_format=torch.channels_last), y.as_subclass(torch.Tensor))
                    for x, y in learn.dls.train]
-        bare = bare_images_per_second(learn.model, batches, a.repeats)
-        bare_cf = bare_images_per_second(learner(channels_last=False).model,
-                                         [(x.contiguous(), y) for x, y in batches], a.repeats)
-        bare = max(bare, bare_cf)
-        print(f'bare model (forward + backward + Adam step, in-memory batches): {bare:,.0f} images/s '
-              f'(best of channels-last and contiguous)')
+        model_cl, model_cf = learn.model, learner(channels_last=False).model
+        batches_cf = [(x.contiguous(), y) for x, y in batches]
+        def bare_run():   # best of channels-last and contiguous
+            return max(bare_images_per_second(model_cl, batches, 1), bare_images_per_second(model_cf, batches_cf, 1))
 
         def fit(bar=True, valid=True, other_adam=False, **lkw):
             if other_adam: lkw['opt_func'] = Adam if torch.cuda.is_available() else _ForeachAdam
             return time_fit(partial(learner, **lkw), n_train, a.epochs, bar=bar, extra_cbs=() if valid else [make_skip_valid()])
 
-        best = {}
-        for _ in range(a.repeats):   # round robin: a slow moment of a shared machine hits every configuration alike
-            for name, kw in CONFIGS.items():
-                r = fit(**kw)
+        def on_bare_batches(**lkw):
+            "The learner, fed the bare model's in-memory batches in place of its DataLoaders."
+            learn = learner(**lkw)
+            learn.dls = DataLoaders(batches, batches[:1], device=learn.dls.device)
+            return learn
+
+        def loop(bar=True, **lkw):
+            return time_fit(partial(on_bare_batches, **lkw), sum(len(y) for _, y in batches), a.epochs, bar=bar, extra_cbs=[make_skip_valid()])
+
+        runs = {**{name: partial(fit, **kw) for name, kw in CONFIGS.items()},
+                LOOP_COURSE: loop, LOOP_LEAN: partial(loop, **LEAN)}
+        best, bare = {}, 0
+        for _ in range(a.repeats):   # round robin, the bare model too: a slow moment of a shared machine hits every configuration alike
+            bare = max(bare, bare_run())
+            for name, run in runs.items():
+                r = run()
                 if r[0] > best.get(name, (0,))[0]: best[name] = r
+        print(f'bare model (forward + backward + Adam step, in-memory batches): {bare:,.0f} images/s '
+              f'(best of channels-last and contiguous, {a.repeats} passes among the fits)')
         rows = [dict(step=name, end_to_end=e2e, train_loop=loop, ratio=e2e/bare, valid_s=t['valid'], fit_s=t['fit'])
                 for name, (e2e, loop, t) in best.items()]
         print(f"\n{'configuration':<40}{'end-to-end img/s':>17}{'÷ bare':>8}{'vs course':>10}{'train loop img/s':>18}{'valid s':>9}")
@@ -179,11 +240,25 @@ def main(a) -> dict:
             print(f"{r['step']:<40}{r['end_to_end']:>17,.0f}{r['ratio']:>8.2f}{r['end_to_end']/rows[0]['end_to_end'] - 1:>+10.0%}"
                   f"{r['train_loop']:>18,.0f}{r['valid_s']:>9.2f}")
         print(f"{'bare model':<40}{bare:>17,.0f}{1:>8.2f}")
-        course, lean = rows[0], rows[-1]
+        by = {r['step']: r for r in rows}
+        course, lean = by[next(iter(CONFIGS))], by[list(CONFIGS)[-1]]
         print(f"\nfigure: end-to-end ÷ bare = {course['ratio']:.2f} with the course's defaults, {lean['ratio']:.2f} lean "
               f"(no progress bar, no metrics; validation, augmentation and channels-last kept).\n"
-              f"Each row changes one thing; on a shared machine differences of a few percent are noise.")
-        return dict(bare=bare, rows=rows, ratio_course=course['ratio'], ratio_lean=lean['ratio'])
+              f"fastai's loop on the bare model's batches ÷ bare = {by[LOOP_COURSE]['ratio']:.2f} for the course's learner, "
+              f"{by[LOOP_LEAN]['ratio']:.2f} lean: what the Learner itself costs, without data pipeline and validation.\n"
+              f"Each row changes one thing. Each fit is a fresh learner (its first batches allocate memory) and the rows run minutes\n"
+              f"apart: on a shared machine they differ by up to ±15% from run to run. The breakdown below is measured inside one run.")
+
+        # where a batch's time goes, in one run of the course's learner: drift of a shared machine cancels out
+        ph = phase_breakdown(learner(), max(a.epochs, 2))
+        total = sum(ph.values())
+        print(f"\nwhere each training batch's time goes (course recipe, one run, {total:.0f} ms per batch of {a.bs}):")
+        for k, v in ph.items(): print(f"  {k:<44}{v:>8.1f} ms{v/total:>7.1%}")
+        model = ph['forward'] + ph['loss'] + ph['backward'] + ph['optimizer step']
+        print(f"  the model's own work (forward, loss, backward, optimizer step): {model/total:.1%}; the data pipeline "
+              f"{ph[PHASES[0]]/total:.1%}; fastai's callbacks and zero_grad {ph[PHASES[-1]]/total:.1%}")
+        return dict(bare=bare, rows=rows, ratio_course=course['ratio'], ratio_lean=lean['ratio'], phases=ph, model_share=model/total,
+                    ratio_loop_course=by[LOOP_COURSE]['ratio'], ratio_loop_lean=by[LOOP_LEAN]['ratio'])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -40,7 +40,12 @@ def main():
             ('tensor cache ÷ raw TIFFs, training pipeline, PCam augmentation (CPU)', c['speedup']['PCam augmentation'], 10, 'x',
              f"ceiling {c['ceiling']:.1f}x: both paths pay the augmentation's {c['aug_ms']:.0f} ms per batch"),
             ('end-to-end ÷ bare model, lean learner', t['ratio_lean'], 0.9, '', ''),
-            ("end-to-end ÷ bare model, course's make_learner defaults", t['ratio_course'], 0.9, '', '')]
+            ("end-to-end ÷ bare model, course's make_learner defaults", t['ratio_course'], 0.9, '', ''),
+            ("fastai's loop ÷ bare model, same in-memory batches, lean", t['ratio_loop_lean'], 0.9, '', 'the Learner alone: no pipeline, no validation'),
+            ("fastai's loop ÷ bare model, same in-memory batches, course", t['ratio_loop_course'], 0.9, '', ''),
+            ("model's own work ÷ training batch time, course recipe, one run", t['model_share'], 0.9, '',
+             f"data pipeline {t['phases'][bench_train.PHASES[0]]/sum(t['phases'].values()):.0%}, callbacks and zero_grad "
+             f"{t['phases'][bench_train.PHASES[-1]]/sum(t['phases'].values()):.0%}")]
     section(f'summary ({time.perf_counter() - t0:.0f} s, torch threads {torch.get_num_threads()}, '
             f"{torch.cuda.get_device_name() if cuda else 'no CUDA'})")
     print(f"{'figure':<72}{'value':>8}{'goal':>8}  met?")

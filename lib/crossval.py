@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 from scipy import stats
 from sklearn.model_selection import StratifiedKFold, StratifiedGroupKFold
 from fastcore.basics import patch
-from .evaluate import make_report, _classification_metrics
+from .evaluate import make_report, _classification_metrics, _as_probs
 
 # %% ../nbs/04_crossval.ipynb #79aa0c1d
 def _groups(df, group_col) -> pd.Series:
@@ -26,6 +26,8 @@ def _groups(df, group_col) -> pd.Series:
 
 def kfold_split(df: pd.DataFrame, k=5, seed=42, stratify=True, group_col=None) -> pd.DataFrame:
     "Copy of `df` with a column `fold` (0..k-1): each row in exactly one fold, stratified by label, whole groups if `group_col`."
+    if stratify and 'label' not in df: raise KeyError(f"stratify=True deals each label evenly, and the table has no 'label' column "
+                                                      f"(columns: {list(df.columns)}): add it, or pass stratify=False")
     groups = None if group_col is None else _groups(df, group_col)
     folds = (StratifiedKFold if groups is None else StratifiedGroupKFold)(k, shuffle=True, random_state=seed)
     fold = np.empty(len(df), dtype=int)
@@ -42,19 +44,19 @@ def fold_split(df: pd.DataFrame, fold: int) -> pd.DataFrame:
 
 # %% ../nbs/04_crossval.ipynb #14f6ecf4
 def _fold_probs(out, vocab, valid: pd.DataFrame) -> np.ndarray:
-    "Validation probabilities (n_valid, len(vocab)) from `train_fn`'s result: a Learner, or an array with columns in `vocab` order."
+    "Validation probabilities (n_valid, len(vocab)) from `train_fn`'s result: a Learner (one sigmoid output p read as [1-p, p]), or an array with columns in `vocab` order."
     if hasattr(out, 'get_preds'):
         items = out.dls.valid.items   # the rows of the table its DataLoaders were built from
         if not (isinstance(items, pd.DataFrame) and items.index.equals(valid.index)):
             raise ValueError("the learner's validation images are not this fold's: build its DataLoaders from the split passed to train_fn")
         with out.no_bar(): p, _ = out.get_preds(dl=out.dls.valid)
-        out = pd.DataFrame(p.numpy(), columns=[str(c) for c in out.dls.vocab]).reindex(columns=vocab, fill_value=0)
+        out = pd.DataFrame(_as_probs(p), columns=[str(c) for c in out.dls.vocab]).reindex(columns=vocab, fill_value=0)
     p = np.asarray(out, dtype=float)
     if p.ndim != 2 or p.shape[1] != len(vocab): raise ValueError(f"probs of shape {p.shape}; expected (n_valid, {len(vocab)}), columns {vocab}")
     return p
 
 # %% ../nbs/04_crossval.ipynb #494280ed
-@dataclass
+@dataclass(repr=False)
 class _CVResult:
     "Per-fold scores and pooled out-of-fold predictions of a k-fold cross-validation."
     folds: pd.DataFrame
@@ -62,6 +64,10 @@ class _CVResult:
     targets: np.ndarray
     vocab: list
     groups: np.ndarray | None = None
+
+    def __repr__(self):
+        return (f"_CVResult({len(self.folds)} folds, {len(self.targets)} out-of-fold predictions of {self.vocab}"
+                f"{', grouped' if self.groups is not None else ''}; see .folds, .summary(), .report(...))")
 
 # %% ../nbs/04_crossval.ipynb #18e23231
 def cross_validate(df: pd.DataFrame, train_fn, group_col=None, verbose=True) -> _CVResult:

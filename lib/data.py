@@ -14,7 +14,7 @@ import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['DATASETS', 'get_mode', 'rehearsal', 'project_root', 'data_dir', 'results_dir', 'Published', 'DatasetInfo',
-           'LayoutError', 'get_items', 'check_download', 'random_split', 'grouped_split', 'DownloadError', 'gunzip',
+           'LayoutError', 'get_items', 'data_fingerprint', 'random_split', 'grouped_split', 'DownloadError', 'gunzip',
            'fetch_gunzip', 'KaggleSetupError', 'download_dataset', 'stand_ins', 'case_dls']
 
 # %% ../nbs/00_data.ipynb #d03caca1
@@ -330,15 +330,6 @@ def get_items(name: str, path) -> pd.DataFrame:
     return pd.DataFrame({'path': [f.relative_to(path).as_posix() for f in files], 'label': [f.parent.name for f in files],
                          'group': [group(f) for f in files]})
 
-# %% ../nbs/00_data.ipynb #53a3b8f6
-def _write_pngs(folder, names, size=24, seed=0):
-    "Write small random RGB PNGs called `names` into `folder` (for tests and examples)."
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for n in names:
-        Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(folder/n)
-
 # %% ../nbs/00_data.ipynb #37019d31
 def _file_hash(fn, algo='sha256') -> str:
     "Hex digest of a file's bytes: 'sha256', or 'md5' for data sets that publish only MD5s (PCam for one)."
@@ -349,22 +340,22 @@ def _files_digest(hexes) -> str:
     return hashlib.sha256(''.join(f'{h}\n' for h in sorted(hexes)).encode()).hexdigest()
 
 # %% ../nbs/00_data.ipynb #9d75e9c8
-def check_download(name, path, filelist_csv=None) -> bool:
-    "Compare the images of `name` in `path` with the registry fingerprint; with a file list (label,filename,sha256), name what differs."
+def data_fingerprint(name, path, filelist_csv=None) -> str:
+    "Which data of `name` are in `path`: its files' digest against the registry's (naming what differs, given a `label,filename,sha256` list), or a digest of its file names and sizes."
     info, path = DATASETS[name], Path(path)
-    if not info.files_digest: print(f"{name}: no fingerprint in the registry; nothing to compare"); return True
+    if not info.files_digest:
+        files = sorted(p for p in path.rglob('*') if p.is_file() and not p.name.startswith('.medcases'))
+        h = hashlib.sha256('\n'.join(f'{p.relative_to(path).as_posix()} {p.stat().st_size}' for p in files).encode())
+        return f"files-sha256:{h.hexdigest()[:16]} ({len(files):,} files: names and sizes; the registry has no checksum)"
     have = {'/'.join(p.split('/')[-2:]): _file_hash(path/p) for p in get_items(name, path).path}   # label/filename: sha256
-    if len(have) == info.n_images and _files_digest(have.values()) == info.files_digest:
-        print(f"{name}: all {info.n_images:,} files match the published data set"); return True
-    print(f"{name}: {len(have):,} files found, {info.n_images:,} expected, and the fingerprint differs")
-    shared = _shared_dir()/'data'/f'{name}_nih_filelist.csv' if _shared_dir() else None
-    filelist_csv = filelist_csv or (shared if shared and shared.exists() else None)
+    d = _files_digest(have.values())
+    if d == info.files_digest: return f"files-digest:{d[:16]} of {len(have):,} images (matches the registry: the published data set)"
     if filelist_csv:
         fl = pd.read_csv(filelist_csv, dtype=str)
         want = dict(zip(fl['label'] + '/' + fl['filename'], fl['sha256']))
         missing, changed = sorted(want.keys() - have.keys()), sorted(k for k in want.keys() & have.keys() if have[k] != want[k])
-        print(f"  missing: {len(missing):,} (e.g. {missing[:3]}); different: {len(changed):,} (e.g. {changed[:3]})")
-    return False
+        print(f"{name}: not the published files; missing: {len(missing):,} (e.g. {missing[:3]}); different: {len(changed):,} (e.g. {changed[:3]})")
+    return f"files-digest:{d[:16]} of {len(have):,} images (differs from the registry's: {info.n_images:,} published)"
 
 # %% ../nbs/00_data.ipynb #2cb5ef92
 def random_split(df: pd.DataFrame, valid_pct=0.2, seed=42) -> pd.DataFrame:
@@ -804,8 +795,8 @@ def _get_data(name, mode=None, n_sample=None, synthetic_kw=None) -> Path:
         d = _make_synthetic(name, n_sample, synthetic_kw)
         print(f"{name}: using SYNTHETIC stand-in images in {_rel(d)}: there is no complete real data in {_rel(data_dir(name))}, and {why}.\n"
               f"  They have the real layout and file names, but they are not real {name} images: results on them say nothing about medicine.")
-    from lib.run import RUN, _data_fingerprint
-    RUN['data'][name] = _data_fingerprint(name, d)   # the data's fingerprint goes on the run record (the results' provenance)
+    from lib.run import RUN
+    RUN['data'][name] = 'stand-ins' if stand_ins(d) else data_fingerprint(name, d)   # on the run record (the results' provenance)
     return d
 
 def stand_ins(path) -> bool:

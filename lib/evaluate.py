@@ -388,24 +388,6 @@ def _published_cell(rep, source, metric) -> str:
     if len(es) == 1: return f"{es[0].value:.3f}" + ('' if es[0].confirmed else ' (to confirm)')
     return '; '.join(f"{p.value:.3f} ({p.ref}{'' if p.confirmed else ', to confirm'})" for p in es) or '—'
 
-def _is_report(fn) -> bool:
-    "Is `fn` a file holding a saved `Report` (not a sub-folder, not some other JSON)?"
-    if not Path(fn).is_file(): return False
-    try: d = json.loads(Path(fn).read_text())
-    except (OSError, ValueError): return False
-    return isinstance(d, dict) and {'case', 'mode', 'split', 'vocab', 'table'} <= set(d) and isinstance(d['table'], list)
-
-def _results_table(folder=None) -> str:
-    "Markdown table of all saved reports in `folder` (default: `lib.data.results_dir()`): ours with CI, baseline, article, paper."
-    lines = ['| case | mode | split (n) | metric | ours (95% CI) | majority baseline | article | paper |', '|---|---|---|---|---|---|---|---|']
-    for rep in [Report.load(f) for f in sorted((Path(folder) if folder is not None else results_dir()).glob('*.json')) if _is_report(f)]:
-        for m in [m for m in dict.fromkeys(rep.table.metric) if any(p.metric == m and not p.step for p in rep.published)] or ['accuracy']:
-            r = rep.row(m)
-            lines.append(f"| {rep.case} | {rep.mode} | {rep.split} ({rep.n:,}) | {_label(r)} | {_fmt(r.value, r.ci_low, r.ci_high)} | {_fmt(r.baseline)} | "
-                         f"{_published_cell(rep, 'article', m)} | {_published_cell(rep, 'paper', m)} |")
-    if len(lines) == 2: lines.append('| (no results yet) | | | | | | | |')
-    return '\n'.join(lines)
-
 # %% ../nbs/02_evaluate.ipynb #88d84413
 def _row_or_none(rep, metric):
     "`rep.row(*metric)` for a name or a (name, class) pair; None if the report has no such row."

@@ -19,9 +19,15 @@ def class_counts(labels) -> pd.Series:
     return pd.Series(np.asarray(labels).reshape(-1)).value_counts().sort_index().rename(index=str)
 
 # %% ../nbs/06_imbalance.ipynb #518074eb
-def class_weights(labels) -> torch.Tensor:
-    "Per-class weights n / (k * n_class) in `class_counts` order (scikit-learn's 'balanced'): mean weight over items 1."
+def class_weights(labels, classes=None) -> torch.Tensor:
+    "Per-class weights n / (k * n_class) (scikit-learn's 'balanced'; mean weight over items 1), in `class_counts` order or in the order of `classes` (a loader's `dls.vocab`)."
     c = class_counts(labels)
+    if classes is not None:
+        classes = [str(k) for k in classes]
+        if missing := [k for k in classes if k not in c.index]:
+            raise ValueError(f"no training image of class {missing}: its weight n/(k*0) would be infinite. Check the split, or leave the class out of the data")
+        if extra := sorted(set(c.index) - set(classes)): raise ValueError(f"labels {extra} are not among the classes {classes}")
+        c = c[classes]
     return torch.tensor((c.sum() / (len(c) * c)).to_numpy(float), dtype=torch.float32)
 
 # %% ../nbs/06_imbalance.ipynb #5f63b030

@@ -81,21 +81,6 @@ def provenance() -> dict:
                 data=dict(RUN['data']), stages={k: dict(v) for k, v in RUN['stages'].items()}, rehearsal=rehearsal() is not None,
                 platform=_platform_name(), date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
-# %% ../nbs/07_run.ipynb #b4b9cff2
-def _data_fingerprint(name, path) -> str:
-    "How to recognise the data of `name` in `path`: 'stand-ins', its files' digest checked against the registry's, or a digest of its file list."
-    from lib.data import DATASETS, stand_ins, get_items, _file_hash, _files_digest
-    path, info = Path(path), DATASETS[name]
-    if stand_ins(path): return 'stand-ins'
-    if info.files_digest:
-        items = get_items(name, path)
-        d = _files_digest(_file_hash(path/p) for p in items.path)
-        same = 'matches the registry: the published data set' if d == info.files_digest else "differs from the registry's"
-        return f"files-digest:{d[:16]} of {len(items):,} images ({same})"
-    files = sorted(p for p in path.rglob('*') if p.is_file() and not p.name.startswith('.medcases'))
-    h = hashlib.sha256('\n'.join(f'{p.relative_to(path).as_posix()} {p.stat().st_size}' for p in files).encode())
-    return f"files-sha256:{h.hexdigest()[:16]} ({len(files):,} files: names and sizes; the registry has no checksum)"
-
 # %% ../nbs/07_run.ipynb #bae1f414
 _NEEDS = {  # estimates for the article's recipe (variant 'article'); 'budget' where a case has a shorter variant
     # data_gb: the download and its unpacking (nothing when the data are already there); cache_gb: what the notebook makes from them
@@ -206,9 +191,6 @@ class Case:
         return f"{len(self.items):,} images ({counts})" + (f" from {groups:,} {'slides' if self.name == 'malaria' else 'patients'}" if groups else '')
 
 # %% ../nbs/07_run.ipynb #2712ea04
-_ARTICLE_RESULT = {'malaria': ('random', 'accuracy'), 'pcam': ('random', 'accuracy'), 'idc': ('random-regression', 'accuracy'),
-            'kvasir': ('random', 'accuracy'), 'actin': ('random', 'accuracy')}   # the article's split and metric, per case
-
 def verdict(rep, metric='accuracy') -> str:
     "Does full-mode report `rep` reproduce the article's figure for `metric`: inside our CI, or the gap."
     if rep.mode != 'full': return '—'
@@ -219,24 +201,3 @@ def verdict(rep, metric='accuracy') -> str:
     if not (math.isfinite(r.ci_low) and math.isfinite(r.ci_high)): return f'cannot tell: no 95% CI (ours {r.value:.3f}, the article {art:.3f})'
     if r.ci_low <= art <= r.ci_high: return 'reproduced (article inside our 95% CI)'
     return f'not reproduced: {100*(r.value - art):+.1f} points from the article'
-
-# %% ../nbs/07_run.ipynb #1c6ad1c8
-def _prov_text(rep) -> str:
-    "GPU, date and commit of a full-mode report, in a few words."
-    p = rep.provenance or {}
-    dev, when, commit = p.get('device', {}), (p.get('date') or rep.created or '')[:10], (p.get('commit') or '?')[:7]
-    return f"{'rehearsal, CPU' if p.get('rehearsal') else dev.get('name', '?')}, {when}, {commit}"
-
-def _reproduction_table(results_dir) -> str:
-    "Markdown: per case study the article's and paper's figures, ours in smoke and in full (with provenance), and the verdict."
-    from lib.evaluate import Report, _fmt, _published_cell, _is_report
-    reps = {(r.case, r.mode, r.split): r for r in map(Report.load, filter(_is_report, sorted(Path(results_dir).glob('*.json'))))}
-    lines = ['| case | metric (split) | article | paper | ours, smoke (stand-ins) | ours, full | full run on | verdict |', '|---|---|---|---|---|---|---|---|']
-    for case, (split, metric) in _ARTICLE_RESULT.items():
-        smoke, full = reps.get((case, 'smoke', split)), reps.get((case, 'full', split))
-        if not (smoke or full): continue
-        ref, cell = full or smoke, lambda r: _fmt(*r.row(metric)[['value', 'ci_low', 'ci_high']]) if r is not None else '—'
-        lines.append(f"| {case} | {metric} ({split}) | {_published_cell(ref, 'article', metric)} | {_published_cell(ref, 'paper', metric)} | "
-                     f"{cell(smoke)} | {cell(full) if full else 'not yet run on a GPU'} | {_prov_text(full) if full else '—'} | "
-                     f"{verdict(full, metric) if full else '—'} |")
-    return '\n'.join(lines)

@@ -33,7 +33,7 @@ def _demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path
     "Export a tiny learner (`arch` from scratch, one epoch on synthetic malaria cells) to `dest`/export.pkl: a model to try serving with."
     from lib.synthetic import make_malaria
     from lib.data import get_items, random_split, case_dls
-    from lib.train import make_learner, export_learner, set_seed
+    from lib.train import make_learner, set_seed
     dest = Path(dest)
     make_malaria(dest, n_per_class=n_per_class, size=size, seed=seed)
     df = random_split(get_items('malaria', dest))
@@ -41,7 +41,8 @@ def _demo_export(dest, size=64, n_per_class=16, arch='resnet18', seed=0) -> Path
     learn = make_learner(case_dls('malaria', df, dest, size=size, bs=8), arch=arch, pretrained=False)
     learn.path = dest
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(1, 1e-3)
-    return export_learner(learn, 'export.pkl')
+    learn.export('export.pkl')
+    return learn.path/'export.pkl'
 
 # %% ../nbs/20_deploy.ipynb #0f2120bd
 _MAX_BYTES = 20 * 2**20     # 20 MB per upload
@@ -102,7 +103,7 @@ def _find_export(path=None, models=None) -> Path:
     if path is not None and not Path(path).exists(): raise FileNotFoundError(f'no such file or folder: {path}')
     root = Path(path) if path is not None else Path(ifnone(models, project_root()/'models'))
     pkls = sorted(root.rglob('*.pkl'), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not pkls: raise FileNotFoundError(f'no exported model (*.pkl) in {_rel(root)}/: export one with lib.train.export_learner, '
+    if not pkls: raise FileNotFoundError(f'no exported model (*.pkl) in {_rel(root)}/: export one with learn.export, '
                                          'or give its path: python -m lib.serve models/malaria-smoke/malaria.pkl')
     print(f'Loading {_rel(pkls[-1])}: the newest of {len(pkls)} .pkl file(s) in {_rel(root)}/. '
           'To serve another, give its path: python -m lib.serve path/to/export.pkl')

@@ -22,7 +22,7 @@ def region_box(region, h, w) -> tuple:
 
 def corner(where='lower left', frac=0.3) -> tuple:
     "The square region in corner `where` ('lower left', 'lower right', 'upper left', 'upper right'), `frac` of each side."
-    v, _, h = where.partition(' ')
+    v, _, h = str(where).partition(' ')
     if v not in ('lower', 'upper') or h not in ('left', 'right'):
         raise ValueError(f"where must be one of 'lower left', 'lower right', 'upper left', 'upper right', not {where!r}")
     top, left = (1 - frac if v == 'lower' else 0), (1 - frac if h == 'right' else 0)

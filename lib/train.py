@@ -14,8 +14,7 @@ from fastai.torch_core import set_seed as _fastai_set_seed
 
 # %% auto #0
 __all__ = ['set_seed', 'ProbMSELoss', 'threshold_accuracy', 'hub_weights', 'make_learner', 'show_lr_find', 'clean_checkpoints',
-           'checkpoints', 'n_procs', 'fit_checkpointed', 'resume_fit', 'StopAfterEpoch', 'export_learner',
-           'load_exported']
+           'checkpoints', 'n_procs', 'fit_checkpointed', 'resume_fit', 'StopAfterEpoch', 'load_exported']
 
 # %% ../nbs/01_train.ipynb #89b653b8
 def set_seed(seed=42, dls=None):
@@ -611,12 +610,6 @@ def _ddp_fit(learn, name, n, fit) -> None:
         learn.model.to(dev)
     if not len(checkpoints(learn, name)): raise RuntimeError(f"{name}: the {n} processes ended before epoch 0 finished: no checkpoint to take over (see their messages above)")
     _adopt_last(learn, name)
-
-# %% ../nbs/01_train.ipynb #40790294
-def export_learner(learn, fname='export.pkl'):
-    "Export `learn` (model, transforms, vocab; no data) to `learn.path/fname` and return the path."
-    learn.export(fname)
-    return learn.path/fname
 
 # %% ../nbs/01_train.ipynb #8b0200dd
 def load_exported(fname, cpu=True, channels_last=True):

@@ -55,9 +55,9 @@ def reproduce(case, out_dir=None) -> int:
         return 1
     problems = provenance_problems(results, case)
     if problems: print('reproduce: provenance incomplete:\n  ' + '\n  '.join(problems), file=sys.stderr); return 1
-    from lib.run import _reproduction_table
+    from tools.tables import reproduction_table
     print(f'\nreproduce: {case} done in {(time.time() - t0)/60:.1f} min\n')
-    print('\n'.join(l for l in _reproduction_table(results).splitlines() if l.startswith(('| case', '|---', f'| {case} '))))
+    print('\n'.join(l for l in reproduction_table(results).splitlines() if l.startswith(('| case', '|---', f'| {case} '))))
     print(f'\nTo put this run into the course\'s results (README): python tools/register_run.py {results}')
     return 0
 

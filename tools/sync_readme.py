@@ -12,19 +12,20 @@ import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 INDEX, README = ROOT/'nbs'/'index.ipynb', ROOT/'README.md'
 BLOCK = re.compile(r'(<!-- results:start -->\n).*?(<!-- results:end -->)', re.S)
 REPRO = re.compile(r'(<!-- reproduction:start -->\n).*?(<!-- reproduction:end -->)', re.S)
 
 def results_markdown() -> str:
-    "The results table made from results/*.json by lib.evaluate."
-    from lib.evaluate import _results_table
-    return _results_table(ROOT/'results').strip() + '\n'
+    "The results table made from results/*.json (tools/tables.py)."
+    from tools.tables import results_table
+    return results_table(ROOT/'results').strip() + '\n'
 
 def reproduction_markdown() -> str:
-    "The reproduction table (one row per case study, with the verdict) made from results/*.json by lib.run."
-    from lib.run import _reproduction_table
-    return _reproduction_table(ROOT/'results').strip() + '\n'
+    "The reproduction table (one row per case study, with the verdict) made from results/*.json (tools/tables.py)."
+    from tools.tables import reproduction_table
+    return reproduction_table(ROOT/'results').strip() + '\n'
 
 def with_results(md: str, table: str, repro: str = '') -> str:
     "`md` with the text between the results markers replaced by `table`, and between the reproduction markers by `repro`."
