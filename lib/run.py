@@ -96,6 +96,7 @@ _NEEDS = {  # estimates for the article's recipe (variant 'article'); 'budget' w
 }
 _GPU_FIGURES = Path(__file__).resolve().parent.parent/'bench'/'gpu_figures.json' if '__file__' in globals() else Path('../bench/gpu_figures.json')
 
+# %% ../nbs/07_run.ipynb #1636ec4a
 class BudgetError(RuntimeError):
     "The run does not fit this machine (disk, GPU): the message says what to change."
 
