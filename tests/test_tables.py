@@ -4,7 +4,6 @@ from pathlib import Path
 import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from lib.data import DATASETS
 from lib.evaluate import make_report
 from tools.tables import results_table, reproduction_table
 
